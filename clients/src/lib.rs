@@ -1,0 +1,1 @@
+//! The sales-event programs (see issue 4).

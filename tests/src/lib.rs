@@ -1,0 +1,171 @@
+//! Parity harness: every behaviour scenario is an `async fn(&Broker)` written once and run
+//! against two targets, our broker started in-process on 127.0.0.1:0 and the real RabbitMQ at
+//! `AMQP_PARITY_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`).
+//!
+//! `AMQP_PARITY` selects what happens to the RabbitMQ half: `auto` (default) runs it when
+//! RabbitMQ answers and otherwise prints one line saying it was skipped; `required` (what
+//! `.ci/run` sets) fails when RabbitMQ cannot be reached; `off` skips it.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use lapin::{Connection, ConnectionProperties};
+
+/// Which broker a scenario is running against; scenarios branch on it only to document a known,
+/// deliberate difference (and must say why in a comment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Our broker, in-process.
+    Ours,
+    /// The reference RabbitMQ.
+    RabbitMq,
+}
+
+/// A broker under test.
+#[derive(Clone, Debug)]
+pub struct Broker {
+    /// AMQP URI with credentials and vhost, for lapin.
+    pub url: String,
+    /// Socket address of the AMQP listener, for raw TCP clients.
+    pub addr: SocketAddr,
+    /// Which broker this is.
+    pub target: Target,
+}
+
+impl Broker {
+    /// Opens a lapin connection (tokio executor) to this broker.
+    pub async fn connect(&self) -> Connection {
+        connect(&self.url).await
+    }
+}
+
+/// Opens a lapin connection to `url`, panicking with the URL if it fails.
+pub async fn connect(url: &str) -> Connection {
+    Connection::connect(url, ConnectionProperties::default())
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
+}
+
+/// Our broker, started once per test process on its own runtime thread so that it outlives
+/// every test's runtime.
+pub fn ours() -> Broker {
+    static OURS: OnceLock<SocketAddr> = OnceLock::new();
+    let addr = *OURS.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("broker-under-test".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("test broker runtime");
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind 127.0.0.1:0");
+                    tx.send(listener.local_addr().expect("local addr"))
+                        .expect("report address");
+                    let config = broker::Config {
+                        data_dir: std::env::temp_dir()
+                            .join(format!("broker-parity-{}", std::process::id())),
+                        ..broker::Config::default()
+                    };
+                    let shutdown = tokio_util::sync::CancellationToken::new();
+                    broker::run(config, listener, shutdown)
+                        .await
+                        .expect("test broker stopped with an error");
+                });
+            })
+            .expect("spawn broker thread");
+        rx.recv().expect("test broker failed to start")
+    });
+    Broker {
+        url: format!("amqp://guest:guest@{addr}/%2f"),
+        addr,
+        target: Target::Ours,
+    }
+}
+
+/// The reference RabbitMQ, or `None` when the RabbitMQ half is skipped (`AMQP_PARITY=off`, or
+/// `auto` and RabbitMQ does not answer). Panics under `AMQP_PARITY=required` when unreachable.
+pub fn rabbitmq() -> Option<Broker> {
+    static RABBIT: OnceLock<Option<Broker>> = OnceLock::new();
+    RABBIT.get_or_init(probe_rabbitmq).clone()
+}
+
+fn probe_rabbitmq() -> Option<Broker> {
+    let mode = std::env::var("AMQP_PARITY").unwrap_or_else(|_| "auto".into());
+    let url = std::env::var("AMQP_PARITY_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    if mode == "off" {
+        return None;
+    }
+    let addr = host_port(&url);
+    let reachable = addr
+        .and_then(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).ok())
+        .is_some();
+    match (reachable, mode.as_str()) {
+        (true, _) => Some(Broker {
+            url,
+            addr: addr.expect("checked above"),
+            target: Target::RabbitMq,
+        }),
+        (false, "required") => panic!(
+            "AMQP_PARITY=required but RabbitMQ at {url} cannot be reached; start it with \
+             `rabbitmq-server -detached` (or set AMQP_PARITY_URL)"
+        ),
+        (false, _) => {
+            eprintln!(
+                "parity: RabbitMQ at {url} not reachable, RabbitMQ half skipped (AMQP_PARITY=auto)"
+            );
+            None
+        }
+    }
+}
+
+fn host_port(url: &str) -> Option<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let hostport = authority.rsplit('@').next()?;
+    let hostport = if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:5672")
+    };
+    hostport.to_socket_addrs().ok()?.next()
+}
+
+/// A name unique to this test run, so scenarios can share the long-lived RabbitMQ.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{nanos:x}-{n}", std::process::id())
+}
+
+/// Declares one parity scenario: `parity!(name)` expects `async fn name(b: &Broker)` in scope
+/// and generates the tests `name::ours` and `name::rabbitmq`.
+#[macro_export]
+macro_rules! parity {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn ours() {
+                super::$name(&$crate::ours()).await;
+            }
+            #[tokio::test]
+            async fn rabbitmq() {
+                if let Some(b) = $crate::rabbitmq() {
+                    super::$name(&b).await;
+                }
+            }
+        }
+    )+};
+}
