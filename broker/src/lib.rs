@@ -4,10 +4,22 @@
 //! The entry point is [`run`]: it serves AMQP on an already bound listener until the
 //! shutdown token is cancelled.
 
+pub mod channel;
 pub mod config;
+pub mod connection;
+pub mod error;
+pub mod exchange;
+pub mod message;
+mod naming;
+pub mod node;
+pub mod protocol;
+pub mod queue;
+pub mod server;
+pub mod vhost;
+
+use std::sync::Arc;
 
 pub use config::Config;
-
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -18,7 +30,6 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let _ = (config, listener);
-    shutdown.cancelled().await;
-    Ok(())
+    let node = Arc::new(node::Node::new(config));
+    server::serve(node, listener, shutdown).await
 }

@@ -1,1 +1,113 @@
-fn main() {}
+//! `cargo run -p broker`: parses flags (with RabbitMQ's environment variable names as
+//! fallbacks), sets up logging, binds the AMQP port and serves until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+/// A RabbitMQ-compatible AMQP 0-9-1 broker.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Address to listen on for AMQP.
+    #[arg(long, env = "RABBITMQ_NODE_IP_ADDRESS", default_value = "0.0.0.0")]
+    bind: String,
+    /// AMQP port.
+    #[arg(long, env = "RABBITMQ_NODE_PORT", default_value_t = 5672)]
+    port: u16,
+    /// User created at start, with access to the default vhost.
+    #[arg(long, env = "RABBITMQ_DEFAULT_USER", default_value = "guest")]
+    default_user: String,
+    /// Password of the default user.
+    #[arg(
+        long,
+        env = "RABBITMQ_DEFAULT_PASS",
+        default_value = "guest",
+        hide_env_values = true
+    )]
+    default_pass: String,
+    /// Virtual host created at start.
+    #[arg(long, env = "RABBITMQ_DEFAULT_VHOST", default_value = "/")]
+    default_vhost: String,
+    /// Directory for durable state (definitions and message store).
+    #[arg(long, env = "RABBITMQ_MNESIA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Heartbeat interval offered to clients, in seconds (0 disables).
+    #[arg(long, default_value_t = 60)]
+    heartbeat: u16,
+    /// Largest frame offered to clients, in bytes (at least 8192).
+    #[arg(long, default_value_t = 131_072, value_parser = clap::value_parser!(u32).range(8192..))]
+    frame_max: u32,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = broker::Config {
+        default_user: args.default_user,
+        default_pass: args.default_pass,
+        default_vhost: args.default_vhost,
+        data_dir: args.data_dir,
+        heartbeat: args.heartbeat,
+        frame_max: args.frame_max,
+        ..broker::Config::default()
+    };
+    let addr = format!("{}:{}", args.bind, args.port);
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            anyhow::bail!(
+                "port {} is in use on {}; stop the other broker (RabbitMQ?) or pass --port",
+                args.port,
+                args.bind
+            );
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot listen on {addr}")),
+    };
+    info!("AMQP 0-9-1 listening on {}", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("signal received, shutting down");
+        signal.cancel();
+    });
+    broker::run(config, listener, shutdown).await?;
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! `basic.*`: qos, consume, cancel, publish, get, ack, nack, reject, recover.
+
+use std::sync::Arc;
+
+use super::{Channel, ChannelConsumer, Ctx, Unacked, requeue};
+use crate::error::{AmqpException, ChannelException, ConnectionException, NO_ROUTE};
+use crate::message::Message;
+use crate::protocol::{AMQPClass, Assembled, basic};
+use crate::queue::{ConsumeError, Consumer, ConsumerCredit};
+use crate::vhost::number;
+
+impl Channel {
+    pub(super) fn on_basic_qos(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        m: basic::Qos,
+    ) -> Result<(), AmqpException> {
+        if m.global {
+            self.credit.prefetch.store(
+                u32::from(m.prefetch_count),
+                std::sync::atomic::Ordering::Release,
+            );
+        } else {
+            self.consumer_prefetch = u32::from(m.prefetch_count);
+        }
+        self.kick_consumers(ctx);
+        ctx.out.method(
+            self.id,
+            &AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})),
+        );
+        Ok(())
+    }
+
+    pub(super) fn on_basic_consume(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        m: basic::Consume,
+    ) -> Result<(), AmqpException> {
+        let name = self.queue_name(m.queue.as_str())?;
+        let queue = ctx.vhost.existing_queue(&name)?;
+        ctx.vhost.check_exclusive_access(&queue, ctx.connection)?;
+        let tag: Arc<str> = if m.consumer_tag.as_str().is_empty() {
+            format!("amq.ctag-{}", crate::naming::random_suffix()).into()
+        } else {
+            m.consumer_tag.as_str().into()
+        };
+        if self.consumers.contains_key(&tag) {
+            return Err(ConnectionException::not_allowed(format!(
+                "attempt to reuse consumer tag '{tag}'"
+            ))
+            .into());
+        }
+        let priority = match m.arguments.inner().get("x-priority") {
+            None => 0,
+            Some(v) => match number(v).and_then(|n| i32::try_from(n).ok()) {
+                Some(p) => p,
+                None => {
+                    return Err(ChannelException::precondition_failed(format!(
+                        "invalid arg 'x-priority' for consumer '{tag}': {v:?} is not an integer"
+                    ))
+                    .into());
+                }
+            },
+        };
+        let credit = Arc::new(ConsumerCredit::new(
+            self.consumer_prefetch,
+            Arc::clone(&self.credit),
+        ));
+        self.consumers.insert(
+            Arc::clone(&tag),
+            ChannelConsumer {
+                queue: Arc::clone(&queue),
+            },
+        );
+        let consumer = Consumer {
+            tag: Arc::clone(&tag),
+            channel: self.id,
+            connection: ctx.connection,
+            sender: ctx.sender.clone(),
+            no_ack: m.no_ack,
+            exclusive: m.exclusive,
+            priority,
+            credit,
+        };
+        // Deliveries reach the connection through its inbox, after this consume-ok.
+        if let Err(ConsumeError::ExclusiveInUse) = queue.consume(consumer) {
+            self.consumers.remove(&tag);
+            return Err(ChannelException::access_refused(format!(
+                "queue '{}' in vhost '{}' in exclusive use",
+                queue.name, queue.vhost
+            ))
+            .into());
+        }
+        if !m.nowait {
+            ctx.out.method(
+                self.id,
+                &AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
+                    consumer_tag: tag.as_ref().into(),
+                })),
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_basic_cancel(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        m: basic::Cancel,
+    ) -> Result<(), AmqpException> {
+        let tag = m.consumer_tag.as_str();
+        if let Some(c) = self.consumers.remove(tag) {
+            let outcome = c.queue.cancel(ctx.connection, self.id, tag);
+            if outcome == crate::queue::CancelOutcome::RemovedLast {
+                ctx.vhost.delete_queue(&c.queue);
+            }
+        }
+        if !m.nowait {
+            ctx.out.method(
+                self.id,
+                &AMQPClass::Basic(basic::AMQPMethod::CancelOk(basic::CancelOk {
+                    consumer_tag: m.consumer_tag,
+                })),
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_basic_publish(
+        &mut self,
+        _ctx: &mut Ctx<'_>,
+        m: basic::Publish,
+    ) -> Result<(), AmqpException> {
+        if m.immediate {
+            return Err(ConnectionException::not_implemented("immediate=true").into());
+        }
+        self.content.on_publish(m);
+        Ok(())
+    }
+
+    /// A complete message arrived.
+    pub(super) fn on_content(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        m: Assembled,
+    ) -> Result<(), AmqpException> {
+        if let Some(user_id) = m.properties.user_id()
+            && user_id.as_str() != ctx.user
+        {
+            return Err(ChannelException::precondition_failed(format!(
+                "user_id property set to '{user_id}' but authenticated user was '{}'",
+                ctx.user
+            ))
+            .caused_by((60, 40))
+            .into());
+        }
+        if let Some(tx) = &mut self.tx {
+            // Routing errors surface at publish time in RabbitMQ too; check the exchange now.
+            ctx.vhost
+                .existing_exchange(m.publish.exchange.as_str())
+                .map_err(|e| e.caused_by((60, 40)))?;
+            tx.publishes.push(m);
+            return Ok(());
+        }
+        self.publish_now(ctx, m).map_err(|e| e.caused_by((60, 40)))
+    }
+
+    /// Routes a message and enqueues it; sends `basic.return` for unroutable mandatory ones.
+    pub(super) fn publish_now(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        m: Assembled,
+    ) -> Result<(), AmqpException> {
+        let exchange_name = m.publish.exchange.as_str();
+        let exchange = match &self.exchange_cache {
+            Some(e) if e.name == exchange_name && !e.is_deleted() => Arc::clone(e),
+            _ => {
+                let e = ctx.vhost.existing_exchange(exchange_name)?;
+                self.exchange_cache = Some(Arc::clone(&e));
+                e
+            }
+        };
+        if exchange.internal {
+            return Err(ChannelException::access_refused(format!(
+                "cannot publish to internal exchange '{exchange_name}' in vhost '{}'",
+                ctx.vhost.name
+            ))
+            .into());
+        }
+        let mut targets = std::mem::take(&mut self.route_out);
+        targets.clear();
+        if exchange_name.is_empty() {
+            if let Some(q) = ctx.vhost.queue(m.publish.routing_key.as_str()) {
+                targets.push(q);
+            }
+        } else {
+            exchange.route(
+                m.publish.routing_key.as_str(),
+                m.properties.headers().as_ref(),
+                &mut self.route_scratch,
+                &mut targets,
+            );
+        }
+        let mandatory = m.publish.mandatory;
+        let message = Arc::new(Message {
+            exchange: m.publish.exchange,
+            routing_key: m.publish.routing_key,
+            raw_properties: m.raw_properties,
+            properties: m.properties,
+            body: m.body,
+        });
+        if targets.is_empty() && mandatory {
+            ctx.out.method(
+                self.id,
+                &AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
+                    reply_code: NO_ROUTE,
+                    reply_text: "NO_ROUTE".into(),
+                    exchange: message.exchange.clone(),
+                    routing_key: message.routing_key.clone(),
+                })),
+            );
+            ctx.out
+                .content(self.id, &message.raw_properties, &message.body);
+        }
+        for q in targets.drain(..) {
+            q.publish(Arc::clone(&message));
+        }
+        self.route_out = targets;
+        if let Some(c) = &mut self.confirms {
+            c.published += 1;
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_basic_get(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        m: basic::Get,
+    ) -> Result<(), AmqpException> {
+        let name = self.queue_name(m.queue.as_str())?;
+        let queue = ctx.vhost.existing_queue(&name)?;
+        ctx.vhost.check_exclusive_access(&queue, ctx.connection)?;
+        match queue.get(m.no_ack) {
+            None => {
+                ctx.out.method(
+                    self.id,
+                    &AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})),
+                );
+            }
+            Some((entry, remaining)) => {
+                let tag = self.next_delivery_tag;
+                self.next_delivery_tag += 1;
+                let msg = &entry.message;
+                ctx.out.get_ok(
+                    self.id,
+                    tag,
+                    entry.redelivered,
+                    msg.exchange.as_str(),
+                    msg.routing_key.as_str(),
+                    remaining,
+                );
+                ctx.out.content(self.id, &msg.raw_properties, &msg.body);
+                if !m.no_ack {
+                    self.unacked.push_back(Unacked {
+                        tag,
+                        queue,
+                        entry,
+                        credit: None,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_basic_ack(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        tag: u64,
+        multiple: bool,
+    ) -> Result<(), AmqpException> {
+        if self.tx.is_some() {
+            self.check_tags(tag, multiple)?;
+        }
+        if let Some(tx) = &mut self.tx {
+            tx.acks.push(super::tx::PendingAck {
+                tag,
+                multiple,
+                requeue: None,
+            });
+            return Ok(());
+        }
+        let settled = self.take_unacked(tag, multiple)?;
+        settle(settled);
+        self.kick_consumers(ctx);
+        Ok(())
+    }
+
+    pub(super) fn on_basic_nack(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        tag: u64,
+        multiple: bool,
+        requeue_it: bool,
+    ) -> Result<(), AmqpException> {
+        if self.tx.is_some() {
+            self.check_tags(tag, multiple)?;
+        }
+        if let Some(tx) = &mut self.tx {
+            tx.acks.push(super::tx::PendingAck {
+                tag,
+                multiple,
+                requeue: Some(requeue_it),
+            });
+            return Ok(());
+        }
+        let items = self.take_unacked(tag, multiple)?;
+        if requeue_it {
+            requeue(ctx, items);
+        } else {
+            settle(items);
+        }
+        self.kick_consumers(ctx);
+        Ok(())
+    }
+
+    pub(super) fn on_basic_recover(&mut self, ctx: &mut Ctx<'_>) {
+        self.requeue_all(ctx);
+        self.kick_consumers(ctx);
+    }
+
+    /// Takes the deliveries an ack/nack/reject names; 406 for tags we never issued or
+    /// already settled.
+    pub(super) fn take_unacked(
+        &mut self,
+        tag: u64,
+        multiple: bool,
+    ) -> Result<Vec<Unacked>, ChannelException> {
+        self.check_tags(tag, multiple)?;
+        if multiple {
+            let upto = if tag == 0 { u64::MAX } else { tag };
+            let n = self.unacked.partition_point(|u| u.tag <= upto);
+            Ok(self.unacked.drain(..n).collect())
+        } else {
+            let i = self
+                .unacked
+                .binary_search_by_key(&tag, |u| u.tag)
+                .map_err(|_| unknown_tag(tag))?;
+            Ok(self.unacked.remove(i).into_iter().collect())
+        }
+    }
+
+    /// 406 unless `tag` names an outstanding delivery (or, with `multiple`, 0 or any tag up
+    /// to an outstanding one).
+    pub(super) fn check_tags(&self, tag: u64, multiple: bool) -> Result<(), ChannelException> {
+        let known = if multiple {
+            tag == 0 || self.unacked.front().is_some_and(|u| u.tag <= tag)
+        } else {
+            self.unacked.binary_search_by_key(&tag, |u| u.tag).is_ok()
+        };
+        if known || (multiple && tag < self.next_delivery_tag) {
+            Ok(())
+        } else {
+            Err(unknown_tag(tag))
+        }
+    }
+
+    /// Wakes the queues this channel consumes from (credit may have been returned).
+    pub(super) fn kick_consumers(&self, ctx: &mut Ctx<'_>) {
+        for c in self.consumers.values() {
+            if !ctx.kick.iter().any(|q| Arc::ptr_eq(q, &c.queue)) {
+                ctx.kick.push(Arc::clone(&c.queue));
+            }
+        }
+    }
+
+    /// Resolves an empty queue name to the channel's last declared queue.
+    pub(super) fn queue_name(&self, name: &str) -> Result<String, ChannelException> {
+        if !name.is_empty() {
+            return Ok(name.to_owned());
+        }
+        if self.last_queue.is_empty() {
+            return Err(ChannelException::not_found("no previously declared queue"));
+        }
+        Ok(self.last_queue.clone())
+    }
+}
+
+/// Drops acked (or rejected, not requeued) deliveries and returns their credit.
+fn settle(items: Vec<Unacked>) {
+    for u in items {
+        if let Some(c) = &u.credit {
+            c.on_settled(1);
+        }
+        u.queue.settle(1);
+    }
+}
+
+fn unknown_tag(tag: u64) -> ChannelException {
+    ChannelException::precondition_failed(format!("unknown delivery tag {tag}"))
+}

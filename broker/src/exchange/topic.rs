@@ -1,0 +1,131 @@
+//! Topic matching: words separated by `.`, `*` matches exactly one word, `#` zero or more.
+//! Patterns are split once at bind time; matching is an iterative dynamic programme over the
+//! words (no recursion, O(pattern × key) worst case).
+
+/// A binding key split into words, ready to match routing keys against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicPattern {
+    words: Vec<Word>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Word {
+    Literal(Box<str>),
+    Star,
+    Hash,
+}
+
+impl TopicPattern {
+    /// Splits a binding key.
+    pub fn new(pattern: &str) -> Self {
+        let mut words: Vec<Word> = Vec::new();
+        for w in pattern.split('.') {
+            let word = match w {
+                "*" => Word::Star,
+                "#" => Word::Hash,
+                other => Word::Literal(other.into()),
+            };
+            // Consecutive `#` are equivalent to one.
+            if !(word == Word::Hash && words.last() == Some(&Word::Hash)) {
+                words.push(word);
+            }
+        }
+        Self { words }
+    }
+
+    /// Whether `routing_key` matches.
+    pub fn matches(&self, routing_key: &str) -> bool {
+        // Fast paths for the common shapes.
+        if let [Word::Hash] = self.words.as_slice() {
+            return true;
+        }
+        let key: Vec<&str> = routing_key.split('.').collect();
+        // reachable[j]: the pattern prefix seen so far can consume exactly key[..j].
+        let mut reachable = vec![false; key.len() + 1];
+        reachable[0] = true;
+        for word in &self.words {
+            let mut next = vec![false; key.len() + 1];
+            match word {
+                Word::Hash => {
+                    let mut any = false;
+                    for j in 0..=key.len() {
+                        any |= reachable[j];
+                        next[j] = any;
+                    }
+                }
+                Word::Star => {
+                    for j in 0..key.len() {
+                        next[j + 1] = reachable[j];
+                    }
+                }
+                Word::Literal(lit) => {
+                    for j in 0..key.len() {
+                        next[j + 1] = reachable[j] && key[j] == &**lit;
+                    }
+                }
+            }
+            reachable = next;
+            if !reachable.iter().any(|r| *r) {
+                return false;
+            }
+        }
+        reachable[key.len()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn m(p: &str, k: &str) -> bool {
+        TopicPattern::new(p).matches(k)
+    }
+
+    #[test]
+    fn spec_examples() {
+        assert!(m("a.b.c", "a.b.c"));
+        assert!(!m("a.b.c", "a.b"));
+        assert!(m("*.b.*", "a.b.c"));
+        assert!(!m("*.b.*", "a.b"));
+        assert!(m("a.#", "a"));
+        assert!(m("a.#", "a.b.c"));
+        assert!(m("#", ""));
+        assert!(m("#", "a.b"));
+        assert!(m("a.#.b", "a.b"));
+        assert!(m("a.#.b", "a.x.y.b"));
+        assert!(!m("a.#.b", "a.x.y.c"));
+        assert!(m("#.b", "b"));
+        assert!(m("*", ""));
+        assert!(!m("*", "a.b"));
+        assert!(m("", ""));
+        assert!(!m("", "a"));
+        assert!(m("a.*.#", "a.b"));
+        assert!(!m("a.*.#", "a"));
+        assert!(m("#.#", "x"));
+    }
+
+    /// A simple recursive reference matcher for the property test (test-only; inputs are tiny).
+    fn reference(p: &[&str], k: &[&str]) -> bool {
+        match (p.first(), k.first()) {
+            (None, None) => true,
+            (None, Some(_)) => false,
+            (Some(&"#"), _) => reference(&p[1..], k) || (!k.is_empty() && reference(p, &k[1..])),
+            (Some(_), None) => false,
+            (Some(&"*"), Some(_)) => reference(&p[1..], &k[1..]),
+            (Some(w), Some(x)) => w == x && reference(&p[1..], &k[1..]),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_reference(
+            p in proptest::collection::vec(prop_oneof![Just("a"), Just("b"), Just("*"), Just("#")], 1..6),
+            k in proptest::collection::vec(prop_oneof![Just("a"), Just("b"), Just("c")], 1..6),
+        ) {
+            let pattern = p.join(".");
+            let key = k.join(".");
+            prop_assert_eq!(m(&pattern, &key), reference(&p, &k), "{} vs {}", pattern, key);
+        }
+    }
+}

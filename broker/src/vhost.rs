@@ -1,0 +1,440 @@
+//! A virtual host: its exchanges, queues and the bindings between them. Declarations check
+//! equivalence and reserved names here so every entry point (AMQP now, the management API
+//! later) answers the same way, with RabbitMQ's reply texts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::error::ChannelException;
+use crate::exchange::{Destination, Exchange, ExchangeKind};
+use crate::protocol::{AMQPValue, FieldTable};
+use crate::queue::{ConnMsg, ConnectionId, Queue, QueueSettings};
+
+/// Parameters of `exchange.declare`.
+#[derive(Clone, Debug)]
+pub struct ExchangeDeclare {
+    pub name: String,
+    pub kind: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+}
+
+/// Parameters of `queue.declare` (non-passive).
+#[derive(Clone, Debug)]
+pub struct QueueDeclare {
+    pub name: String,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+}
+
+/// One virtual host.
+#[derive(Debug)]
+pub struct Vhost {
+    pub name: String,
+    exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
+    queues: RwLock<HashMap<String, Arc<Queue>>>,
+}
+
+impl Vhost {
+    /// A vhost with RabbitMQ's predeclared exchanges.
+    pub fn new(name: &str) -> Self {
+        let v = Self {
+            name: name.to_owned(),
+            exchanges: RwLock::default(),
+            queues: RwLock::default(),
+        };
+        {
+            let mut ex = v.exchanges.write();
+            for (n, kind, internal) in [
+                ("", ExchangeKind::Direct, false),
+                ("amq.direct", ExchangeKind::Direct, false),
+                ("amq.fanout", ExchangeKind::Fanout, false),
+                ("amq.topic", ExchangeKind::Topic, false),
+                ("amq.headers", ExchangeKind::Headers, false),
+                ("amq.match", ExchangeKind::Headers, false),
+                ("amq.rabbitmq.trace", ExchangeKind::Topic, true),
+            ] {
+                ex.insert(
+                    n.to_owned(),
+                    Arc::new(Exchange::new(
+                        n.to_owned(),
+                        kind,
+                        true,
+                        false,
+                        internal,
+                        FieldTable::default(),
+                    )),
+                );
+            }
+        }
+        v
+    }
+
+    /// An exchange by name.
+    pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
+        self.exchanges.read().get(name).cloned()
+    }
+
+    /// A queue by name.
+    pub fn queue(&self, name: &str) -> Option<Arc<Queue>> {
+        self.queues.read().get(name).cloned()
+    }
+
+    /// All exchanges.
+    pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
+        self.exchanges.read().values().cloned().collect()
+    }
+
+    /// All queues.
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        self.queues.read().values().cloned().collect()
+    }
+
+    /// The exchange, or RabbitMQ's 404.
+    pub fn existing_exchange(&self, name: &str) -> Result<Arc<Exchange>, ChannelException> {
+        self.exchange(name).ok_or_else(|| self.no_exchange(name))
+    }
+
+    /// The queue, or RabbitMQ's 404.
+    pub fn existing_queue(&self, name: &str) -> Result<Arc<Queue>, ChannelException> {
+        self.queue(name).ok_or_else(|| self.no_queue(name))
+    }
+
+    /// `NOT_FOUND - no exchange 'x' in vhost '/'`.
+    pub fn no_exchange(&self, name: &str) -> ChannelException {
+        ChannelException::not_found(format!("no exchange '{name}' in vhost '{}'", self.name))
+    }
+
+    /// `NOT_FOUND - no queue 'x' in vhost '/'`.
+    pub fn no_queue(&self, name: &str) -> ChannelException {
+        ChannelException::not_found(format!("no queue '{name}' in vhost '{}'", self.name))
+    }
+
+    /// Declares (or checks the equivalence of) an exchange.
+    pub fn declare_exchange(&self, d: ExchangeDeclare) -> Result<Arc<Exchange>, ChannelException> {
+        let Some(kind) = ExchangeKind::parse(&d.kind) else {
+            return Err(ChannelException::precondition_failed(format!(
+                "invalid exchange type '{}'",
+                d.kind
+            )));
+        };
+        if d.name.starts_with("amq.") {
+            return Err(ChannelException::access_refused(format!(
+                "exchange name '{}' contains reserved prefix 'amq.*'",
+                d.name
+            )));
+        }
+        let mut map = self.exchanges.write();
+        if let Some(existing) = map.get(&d.name) {
+            let what = format!("exchange '{}' in vhost '{}'", d.name, self.name);
+            check_equivalent(&what, "type", d.kind.as_str(), existing.kind.as_str())?;
+            check_equivalent_bool(&what, "durable", d.durable, existing.durable)?;
+            check_equivalent_bool(&what, "auto_delete", d.auto_delete, existing.auto_delete)?;
+            check_equivalent_bool(&what, "internal", d.internal, existing.internal)?;
+            check_arguments(&what, &d.arguments, &existing.arguments)?;
+            return Ok(Arc::clone(existing));
+        }
+        let ex = Arc::new(Exchange::new(
+            d.name.clone(),
+            kind,
+            d.durable,
+            d.auto_delete,
+            d.internal,
+            d.arguments,
+        ));
+        map.insert(d.name, Arc::clone(&ex));
+        Ok(ex)
+    }
+
+    /// Deletes an exchange (missing exchanges are fine, as in RabbitMQ).
+    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), ChannelException> {
+        if name.is_empty() || name.starts_with("amq.") {
+            return Err(ChannelException::access_refused(format!(
+                "exchange name '{name}' contains reserved prefix 'amq.*'"
+            )));
+        }
+        let Some(ex) = self.exchange(name) else {
+            return Ok(());
+        };
+        let as_destination = Destination::Exchange(Arc::clone(&ex));
+        if if_unused && (ex.binding_count() > 0 || self.is_destination(&as_destination)) {
+            return Err(ChannelException::precondition_failed(format!(
+                "exchange '{name}' in vhost '{}' in use",
+                self.name
+            )));
+        }
+        self.exchanges.write().remove(name);
+        ex.mark_deleted();
+        self.unbind_everywhere(&as_destination);
+        Ok(())
+    }
+
+    fn is_destination(&self, d: &Destination) -> bool {
+        self.exchanges.read().values().any(|e| {
+            e.bindings().iter().any(|b| match (&b.destination, d) {
+                (Destination::Exchange(a), Destination::Exchange(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            })
+        })
+    }
+
+    /// Removes every binding to `d` and deletes auto-delete exchanges left without bindings.
+    fn unbind_everywhere(&self, d: &Destination) {
+        let exchanges = self.exchanges();
+        for ex in exchanges {
+            if ex.unbind_all_to(d) > 0 {
+                self.maybe_auto_delete_exchange(&ex);
+            }
+        }
+    }
+
+    /// Deletes an auto-delete exchange once it has no bindings left.
+    pub fn maybe_auto_delete_exchange(&self, ex: &Arc<Exchange>) {
+        if ex.auto_delete && ex.binding_count() == 0 && !ex.is_deleted() {
+            let _ = self.delete_exchange(&ex.name, false);
+        }
+    }
+
+    /// Declares a queue, or checks an existing one. Returns the queue and whether it was new.
+    pub fn declare_queue(
+        &self,
+        d: QueueDeclare,
+        owner: ConnectionId,
+    ) -> Result<(Arc<Queue>, bool), ChannelException> {
+        if d.name.starts_with("amq.") {
+            return Err(ChannelException::access_refused(format!(
+                "queue name '{}' contains reserved prefix 'amq.*'",
+                d.name
+            )));
+        }
+        let mut map = self.queues.write();
+        if let Some(existing) = map.get(&d.name) {
+            self.check_exclusive_access(existing, owner)?;
+            let what = format!("queue '{}' in vhost '{}'", d.name, self.name);
+            check_equivalent_bool(&what, "durable", d.durable, existing.settings.durable)?;
+            if d.exclusive != existing.settings.exclusive_owner.is_some() {
+                return Err(self.locked(&d.name));
+            }
+            check_equivalent_bool(
+                &what,
+                "auto_delete",
+                d.auto_delete,
+                existing.settings.auto_delete,
+            )?;
+            check_arguments(&what, &d.arguments, &existing.settings.arguments)?;
+            return Ok((Arc::clone(existing), false));
+        }
+        let settings = QueueSettings {
+            durable: d.durable,
+            exclusive_owner: d.exclusive.then_some(owner),
+            auto_delete: d.auto_delete,
+            arguments: d.arguments,
+        };
+        let q = Arc::new(Queue::new(d.name.clone(), self.name.clone(), settings));
+        map.insert(d.name, Arc::clone(&q));
+        Ok((q, true))
+    }
+
+    /// Declares a queue under a server-generated name (never an existing one).
+    pub fn declare_server_named_queue(
+        &self,
+        d: QueueDeclare,
+        owner: ConnectionId,
+    ) -> Result<(Arc<Queue>, bool), ChannelException> {
+        let settings = QueueSettings {
+            durable: d.durable,
+            exclusive_owner: d.exclusive.then_some(owner),
+            auto_delete: d.auto_delete,
+            arguments: d.arguments,
+        };
+        let q = Arc::new(Queue::new(d.name.clone(), self.name.clone(), settings));
+        self.queues.write().insert(d.name, Arc::clone(&q));
+        Ok((q, true))
+    }
+
+    /// 405 unless `connection` may use `queue` (exclusive queues belong to one connection).
+    pub fn check_exclusive_access(
+        &self,
+        queue: &Queue,
+        connection: ConnectionId,
+    ) -> Result<(), ChannelException> {
+        match queue.settings.exclusive_owner {
+            Some(owner) if owner != connection => Err(self.locked(&queue.name)),
+            _ => Ok(()),
+        }
+    }
+
+    fn locked(&self, name: &str) -> ChannelException {
+        ChannelException::resource_locked(format!(
+            "cannot obtain exclusive access to locked queue '{name}' in vhost '{}'. It could be \
+             originally declared on another connection or the exclusive property value does not \
+             match that of the original declaration.",
+            self.name
+        ))
+    }
+
+    /// Deletes a queue: unbinds it, tells its consumers' connections, returns the ready count.
+    pub fn delete_queue(&self, queue: &Arc<Queue>) -> u32 {
+        {
+            let mut map = self.queues.write();
+            match map.get(&queue.name) {
+                Some(q) if Arc::ptr_eq(q, queue) => {
+                    map.remove(&queue.name);
+                }
+                _ => return 0,
+            }
+        }
+        let (consumers, count) = queue.mark_deleted();
+        for c in consumers {
+            let _ = c.sender.send(ConnMsg::ConsumerCancelled {
+                channel: c.channel,
+                consumer_tag: c.tag,
+            });
+        }
+        self.unbind_everywhere(&Destination::Queue(Arc::clone(queue)));
+        count
+    }
+
+    /// Deletes the exclusive queues owned by a closing connection.
+    pub fn delete_exclusive_queues(&self, owner: ConnectionId) {
+        let owned: Vec<Arc<Queue>> = self
+            .queues
+            .read()
+            .values()
+            .filter(|q| q.settings.exclusive_owner == Some(owner))
+            .cloned()
+            .collect();
+        for q in owned {
+            self.delete_queue(&q);
+        }
+    }
+}
+
+fn check_equivalent(
+    what: &str,
+    arg: &str,
+    received: &str,
+    current: &str,
+) -> Result<(), ChannelException> {
+    if received == current {
+        return Ok(());
+    }
+    Err(ChannelException::precondition_failed(format!(
+        "inequivalent arg '{arg}' for {what}: received '{received}' but current is '{current}'"
+    )))
+}
+
+fn check_equivalent_bool(
+    what: &str,
+    arg: &str,
+    received: bool,
+    current: bool,
+) -> Result<(), ChannelException> {
+    check_equivalent(
+        what,
+        arg,
+        if received { "true" } else { "false" },
+        if current { "true" } else { "false" },
+    )
+}
+
+/// Arguments that take part in equivalence (RabbitMQ ignores unknown ones).
+const EQUIVALENCE_ARGS: &[&str] = &[
+    "alternate-exchange",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-message-ttl",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-type",
+    "x-single-active-consumer",
+    "x-delivery-limit",
+    "x-queue-master-locator",
+    "x-queue-version",
+];
+
+fn check_arguments(
+    what: &str,
+    received: &FieldTable,
+    current: &FieldTable,
+) -> Result<(), ChannelException> {
+    for &key in EQUIVALENCE_ARGS {
+        let r = received.inner().get(key);
+        let c = current.inner().get(key);
+        // An absent x-queue-type is equivalent to "classic".
+        if key == "x-queue-type" && is_classic_or_absent(r) && is_classic_or_absent(c) {
+            continue;
+        }
+        if r == c
+            || (r.is_some()
+                && c.is_some()
+                && r.map(number) == c.map(number)
+                && r.map(number).is_some())
+        {
+            continue;
+        }
+        return Err(ChannelException::precondition_failed(format!(
+            "inequivalent arg '{key}' for {what}: received {} but current is {}",
+            describe(r),
+            describe(c)
+        )));
+    }
+    Ok(())
+}
+
+fn is_classic_or_absent(v: Option<&AMQPValue>) -> bool {
+    match v {
+        None => true,
+        Some(AMQPValue::LongString(s)) => s.as_bytes() == b"classic",
+        Some(AMQPValue::ShortString(s)) => s.as_str() == "classic",
+        _ => false,
+    }
+}
+
+/// Integer value of a numeric argument, whatever its wire type.
+pub fn number(v: &AMQPValue) -> Option<i128> {
+    Some(match v {
+        AMQPValue::ShortShortInt(n) => i128::from(*n),
+        AMQPValue::ShortShortUInt(n) => i128::from(*n),
+        AMQPValue::ShortInt(n) => i128::from(*n),
+        AMQPValue::ShortUInt(n) => i128::from(*n),
+        AMQPValue::LongInt(n) => i128::from(*n),
+        AMQPValue::LongUInt(n) => i128::from(*n),
+        AMQPValue::LongLongInt(n) => i128::from(*n),
+        AMQPValue::Timestamp(n) => i128::from(*n),
+        _ => return None,
+    })
+}
+
+/// RabbitMQ's description of an argument value in equivalence errors.
+fn describe(v: Option<&AMQPValue>) -> String {
+    let Some(v) = v else { return "none".into() };
+    let (value, kind) = match v {
+        AMQPValue::LongString(s) => (
+            String::from_utf8_lossy(s.as_bytes()).into_owned(),
+            "longstr",
+        ),
+        AMQPValue::ShortString(s) => (s.as_str().to_owned(), "shortstr"),
+        AMQPValue::Boolean(b) => (b.to_string(), "bool"),
+        AMQPValue::ShortShortInt(n) => (n.to_string(), "byte"),
+        AMQPValue::ShortShortUInt(n) => (n.to_string(), "unsignedbyte"),
+        AMQPValue::ShortInt(n) => (n.to_string(), "short"),
+        AMQPValue::ShortUInt(n) => (n.to_string(), "unsignedshort"),
+        AMQPValue::LongInt(n) => (n.to_string(), "signedint"),
+        AMQPValue::LongUInt(n) => (n.to_string(), "unsignedint"),
+        AMQPValue::LongLongInt(n) => (n.to_string(), "long"),
+        AMQPValue::Timestamp(n) => (n.to_string(), "timestamp"),
+        other => (format!("{other:?}"), "table"),
+    };
+    format!("the value '{value}' of type '{kind}'")
+}
