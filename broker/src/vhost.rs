@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::error::ChannelException;
+use crate::error::{AmqpException, ChannelException, ConnectionException};
 use crate::exchange::{Destination, Exchange, ExchangeKind};
 use crate::protocol::{AMQPValue, FieldTable};
 use crate::queue::{ConnMsg, ConnectionId, Queue, QueueSettings};
@@ -117,19 +117,14 @@ impl Vhost {
     }
 
     /// Declares (or checks the equivalence of) an exchange.
-    pub fn declare_exchange(&self, d: ExchangeDeclare) -> Result<Arc<Exchange>, ChannelException> {
+    pub fn declare_exchange(&self, d: ExchangeDeclare) -> Result<Arc<Exchange>, AmqpException> {
         let Some(kind) = ExchangeKind::parse(&d.kind) else {
-            return Err(ChannelException::precondition_failed(format!(
-                "invalid exchange type '{}'",
+            return Err(ConnectionException::command_invalid(format!(
+                "unknown exchange type '{}'",
                 d.kind
-            )));
+            ))
+            .into());
         };
-        if d.name.starts_with("amq.") {
-            return Err(ChannelException::access_refused(format!(
-                "exchange name '{}' contains reserved prefix 'amq.*'",
-                d.name
-            )));
-        }
         let mut map = self.exchanges.write();
         if let Some(existing) = map.get(&d.name) {
             let what = format!("exchange '{}' in vhost '{}'", d.name, self.name);
@@ -139,6 +134,13 @@ impl Vhost {
             check_equivalent_bool(&what, "internal", d.internal, existing.internal)?;
             check_arguments(&what, &d.arguments, &existing.arguments)?;
             return Ok(Arc::clone(existing));
+        }
+        if d.name.starts_with("amq.") {
+            return Err(ChannelException::access_refused(format!(
+                "exchange name '{}' contains reserved prefix 'amq.*'",
+                d.name
+            ))
+            .into());
         }
         let ex = Arc::new(Exchange::new(
             d.name.clone(),
@@ -156,14 +158,15 @@ impl Vhost {
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), ChannelException> {
         if name.is_empty() || name.starts_with("amq.") {
             return Err(ChannelException::access_refused(format!(
-                "exchange name '{name}' contains reserved prefix 'amq.*'"
+                "deletion of system exchange '{name}' in vhost '{}' not allowed",
+                self.name
             )));
         }
         let Some(ex) = self.exchange(name) else {
             return Ok(());
         };
         let as_destination = Destination::Exchange(Arc::clone(&ex));
-        if if_unused && (ex.binding_count() > 0 || self.is_destination(&as_destination)) {
+        if if_unused && ex.binding_count() > 0 {
             return Err(ChannelException::precondition_failed(format!(
                 "exchange '{name}' in vhost '{}' in use",
                 self.name
@@ -173,15 +176,6 @@ impl Vhost {
         ex.mark_deleted();
         self.unbind_everywhere(&as_destination);
         Ok(())
-    }
-
-    fn is_destination(&self, d: &Destination) -> bool {
-        self.exchanges.read().values().any(|e| {
-            e.bindings().iter().any(|b| match (&b.destination, d) {
-                (Destination::Exchange(a), Destination::Exchange(b)) => Arc::ptr_eq(a, b),
-                _ => false,
-            })
-        })
     }
 
     /// Removes every binding to `d` and deletes auto-delete exchanges left without bindings.
@@ -375,18 +369,16 @@ fn check_arguments(
         if key == "x-queue-type" && is_classic_or_absent(r) && is_classic_or_absent(c) {
             continue;
         }
-        if r == c
-            || (r.is_some()
-                && c.is_some()
-                && r.map(number) == c.map(number)
-                && r.map(number).is_some())
-        {
+        // Integers compare by value whatever their wire width, as in RabbitMQ.
+        let same_number =
+            matches!((r.and_then(number), c.and_then(number)), (Some(x), Some(y)) if x == y);
+        if r == c || same_number {
             continue;
         }
         return Err(ChannelException::precondition_failed(format!(
             "inequivalent arg '{key}' for {what}: received {} but current is {}",
-            describe(r),
-            describe(c)
+            describe(r, c.is_none()),
+            describe(c, r.is_none())
         )));
     }
     Ok(())
@@ -416,25 +408,30 @@ pub fn number(v: &AMQPValue) -> Option<i128> {
     })
 }
 
-/// RabbitMQ's description of an argument value in equivalence errors.
-fn describe(v: Option<&AMQPValue>) -> String {
-    let Some(v) = v else { return "none".into() };
+/// RabbitMQ 3.10's rendering of an argument value in equivalence errors: plain when both
+/// sides have a value, with its type when the other side has none.
+fn describe(v: Option<&AMQPValue>, typed: bool) -> String {
     let (value, kind) = match v {
-        AMQPValue::LongString(s) => (
+        None => return "none".into(),
+        Some(AMQPValue::LongString(s)) => (
             String::from_utf8_lossy(s.as_bytes()).into_owned(),
             "longstr",
         ),
-        AMQPValue::ShortString(s) => (s.as_str().to_owned(), "shortstr"),
-        AMQPValue::Boolean(b) => (b.to_string(), "bool"),
-        AMQPValue::ShortShortInt(n) => (n.to_string(), "byte"),
-        AMQPValue::ShortShortUInt(n) => (n.to_string(), "unsignedbyte"),
-        AMQPValue::ShortInt(n) => (n.to_string(), "short"),
-        AMQPValue::ShortUInt(n) => (n.to_string(), "unsignedshort"),
-        AMQPValue::LongInt(n) => (n.to_string(), "signedint"),
-        AMQPValue::LongUInt(n) => (n.to_string(), "unsignedint"),
-        AMQPValue::LongLongInt(n) => (n.to_string(), "long"),
-        AMQPValue::Timestamp(n) => (n.to_string(), "timestamp"),
-        other => (format!("{other:?}"), "table"),
+        Some(AMQPValue::ShortString(s)) => (s.as_str().to_owned(), "shortstr"),
+        Some(AMQPValue::Boolean(b)) => (b.to_string(), "bool"),
+        Some(AMQPValue::ShortShortInt(n)) => (n.to_string(), "byte"),
+        Some(AMQPValue::ShortShortUInt(n)) => (n.to_string(), "unsignedbyte"),
+        Some(AMQPValue::ShortInt(n)) => (n.to_string(), "short"),
+        Some(AMQPValue::ShortUInt(n)) => (n.to_string(), "unsignedshort"),
+        Some(AMQPValue::LongInt(n)) => (n.to_string(), "signedint"),
+        Some(AMQPValue::LongUInt(n)) => (n.to_string(), "unsignedint"),
+        Some(AMQPValue::LongLongInt(n)) => (n.to_string(), "long"),
+        Some(AMQPValue::Timestamp(n)) => (n.to_string(), "timestamp"),
+        Some(other) => (format!("{other:?}"), "table"),
     };
-    format!("the value '{value}' of type '{kind}'")
+    if typed {
+        format!("the value '{value}' of type '{kind}'")
+    } else {
+        format!("'{value}'")
+    }
 }

@@ -243,7 +243,7 @@ impl Channel {
                 }
                 if m.if_empty && q.message_count() > 0 {
                     return Err(ChannelException::precondition_failed(format!(
-                        "queue '{name}' in vhost '{}' is not empty",
+                        "queue '{name}' in vhost '{}' not empty",
                         ctx.vhost.name
                     ))
                     .into());

@@ -462,7 +462,7 @@ impl Session {
         }
         match frame {
             Frame::Heartbeat { channel: 0 } => Ok(()),
-            Frame::Heartbeat { channel } => Err(ConnectionException::unexpected_frame(format!(
+            Frame::Heartbeat { channel } => Err(ConnectionException::frame_error(format!(
                 "heartbeat frame on channel {channel}"
             ))),
             Frame::Method {

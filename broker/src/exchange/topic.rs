@@ -19,7 +19,8 @@ impl TopicPattern {
     /// Splits a binding key.
     pub fn new(pattern: &str) -> Self {
         let mut words: Vec<Word> = Vec::new();
-        for w in pattern.split('.') {
+        // An empty key has no words (RabbitMQ: `*` does not match "", `#` does).
+        for w in pattern.split('.').filter(|_| !pattern.is_empty()) {
             let word = match w {
                 "*" => Word::Star,
                 "#" => Word::Hash,
@@ -39,7 +40,11 @@ impl TopicPattern {
         if let [Word::Hash] = self.words.as_slice() {
             return true;
         }
-        let key: Vec<&str> = routing_key.split('.').collect();
+        let key: Vec<&str> = if routing_key.is_empty() {
+            Vec::new()
+        } else {
+            routing_key.split('.').collect()
+        };
         // reachable[j]: the pattern prefix seen so far can consume exactly key[..j].
         let mut reachable = vec![false; key.len() + 1];
         reachable[0] = true;
@@ -96,7 +101,7 @@ mod tests {
         assert!(m("a.#.b", "a.x.y.b"));
         assert!(!m("a.#.b", "a.x.y.c"));
         assert!(m("#.b", "b"));
-        assert!(m("*", ""));
+        assert!(!m("*", ""));
         assert!(!m("*", "a.b"));
         assert!(m("", ""));
         assert!(!m("", "a"));

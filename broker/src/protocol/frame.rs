@@ -72,8 +72,7 @@ pub fn decode_frame(
     let max_payload = (frame_max as usize).saturating_sub(FRAME_OVERHEAD);
     if frame_max != 0 && size as usize > max_payload {
         return Err(ConnectionException::frame_error(format!(
-            "frame size {} exceeds maximum {frame_max}",
-            size as usize + FRAME_OVERHEAD
+            "type {kind}, all octets = <<>>: {{frame_too_large,{size},{max_payload}}}"
         )));
     }
     let total = 7 + size as usize + 1;
@@ -84,7 +83,7 @@ pub fn decode_frame(
     let end = buf[total - 1];
     if end != FRAME_END {
         return Err(ConnectionException::frame_error(format!(
-            "frame_end byte 0x{end:02x} is not 0xce"
+            "type {kind}, all octets = <<>>: {{invalid_frame_end_marker,{end}}}"
         )));
     }
     buf.advance(7);

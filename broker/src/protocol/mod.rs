@@ -27,6 +27,11 @@ pub const FRAME_OVERHEAD: usize = 8;
 /// Parses a method frame's payload, refusing field tables nested deeper than
 /// [`depth::MAX_TABLE_DEPTH`] before amq-protocol's recursive parser sees them.
 pub fn decode_method(payload: &[u8]) -> Result<AMQPClass, ConnectionException> {
+    let ids = class_method_ids(payload).unwrap_or((0, 0));
+    decode_method_inner(payload).map_err(|e| e.caused_by(ids))
+}
+
+fn decode_method_inner(payload: &[u8]) -> Result<AMQPClass, ConnectionException> {
     depth::check_method(payload)?;
     // amq-protocol drops basic.qos prefetch-size, which RabbitMQ refuses when non-zero.
     if let (Some((60, 10)), Some(size)) = (class_method_ids(payload), payload.get(4..8)) {
@@ -45,7 +50,7 @@ pub fn decode_method(payload: &[u8]) -> Result<AMQPClass, ConnectionException> {
         Err(_) => {
             let ids = class_method_ids(payload);
             match ids {
-                Some((c, m)) if !known_method(c, m) => Err(ConnectionException::command_invalid(
+                Some((c, m)) if !known_method(c, m) => Err(ConnectionException::not_implemented(
                     format!("unknown method (class {c}, method {m})"),
                 )),
                 _ => Err(ConnectionException::syntax_error("malformed method frame")),
