@@ -1,0 +1,173 @@
+//! The `broker` binary as a user runs it: flags, a port already in use, and a graceful stop
+//! on SIGTERM / SIGINT that closes client connections with `320 CONNECTION_FORCED` and exits 0.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::{Connection, ConnectionProperties, ErrorKind};
+
+const BROKER: &str = env!("CARGO_BIN_EXE_broker");
+
+/// Starts the binary on a free port and waits until it logs that it listens.
+fn start_broker(data_dir: &std::path::Path) -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut child = Command::new(BROKER)
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn broker");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("broker exited before listening")
+            .expect("read log");
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    // Keep draining the log so the broker never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, port)
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("broker-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&d);
+    d
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("broker did not exit within 10 s");
+}
+
+async fn stop_closes_connections_with_320(signal: &str) {
+    let (mut child, port) = start_broker(&temp_dir(signal));
+    let conn = Connection::connect(
+        &format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+        ConnectionProperties::default(),
+    )
+    .await
+    .expect("connect");
+    let mut events = conn.events_listener();
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let error = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.next().await {
+                Some(lapin::Event::Error(e)) => break e,
+                Some(_) => continue,
+                None => panic!("event stream ended without the server's close"),
+            }
+        }
+    })
+    .await
+    .expect("the server closed the connection");
+    let ErrorKind::ProtocolError(amqp) = error.kind() else {
+        panic!("expected connection.close, got {error:?}")
+    };
+    assert_eq!(amqp.get_id(), 320);
+    assert_eq!(
+        amqp.get_message().as_str(),
+        "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
+    );
+    let exit = tokio::task::spawn_blocking(move || wait_exit(&mut child))
+        .await
+        .expect("join");
+    assert_eq!(exit.code(), Some(0), "clean exit after {signal}");
+}
+
+#[tokio::test]
+async fn sigterm_closes_connections_with_320_and_exits_0() {
+    stop_closes_connections_with_320("TERM").await;
+}
+
+#[tokio::test]
+async fn sigint_closes_connections_with_320_and_exits_0() {
+    stop_closes_connections_with_320("INT").await;
+}
+
+#[test]
+fn port_in_use_is_one_clear_line_and_exit_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let out = Command::new(BROKER)
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--data-dir")
+        .arg(temp_dir("inuse"))
+        .output()
+        .expect("run broker");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .expect("an error line");
+    assert!(line.contains(&format!("port {port} is in use")), "{line}");
+    assert!(line.contains("--port"), "says what to do: {line}");
+}
+
+#[test]
+fn help_explains_every_flag_and_its_environment_variable() {
+    let out = Command::new(BROKER)
+        .arg("--help")
+        .output()
+        .expect("run broker --help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--bind",
+        "--port",
+        "--default-user",
+        "--default-pass",
+        "--default-vhost",
+        "--data-dir",
+    ] {
+        assert!(help.contains(flag), "--help mentions {flag}:\n{help}");
+    }
+    for var in [
+        "RABBITMQ_NODE_PORT",
+        "RABBITMQ_DEFAULT_USER",
+        "RABBITMQ_DEFAULT_PASS",
+        "RABBITMQ_DEFAULT_VHOST",
+    ] {
+        assert!(help.contains(var), "--help mentions {var}:\n{help}");
+    }
+}
+
+#[test]
+fn flags_fall_back_to_rabbitmq_environment_variables() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    // With the port taken, the error names the port that came from RABBITMQ_NODE_PORT.
+    let out = Command::new(BROKER)
+        .args(["--bind", "127.0.0.1"])
+        .arg("--data-dir")
+        .arg(temp_dir("env"))
+        .env("RABBITMQ_NODE_PORT", port.to_string())
+        .output()
+        .expect("run broker");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("port {port} is in use")));
+}
