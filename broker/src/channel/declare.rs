@@ -159,10 +159,7 @@ impl Channel {
     ) -> Result<(), AmqpException> {
         let name = self.queue_name(m.queue.as_str())?;
         if m.exchange.as_str().is_empty() {
-            return Err(ChannelException::access_refused(format!(
-                "operation not permitted on the default exchange"
-            ))
-            .into());
+            return Err(default_exchange_refused().into());
         }
         let q = ctx.vhost.existing_queue(&name)?;
         ctx.vhost.check_exclusive_access(&q, ctx.connection)?;

@@ -59,9 +59,7 @@ impl TopicPattern {
                     }
                 }
                 Word::Star => {
-                    for j in 0..key.len() {
-                        next[j + 1] = reachable[j];
-                    }
+                    next[1..].copy_from_slice(&reachable[..key.len()]);
                 }
                 Word::Literal(lit) => {
                     for j in 0..key.len() {

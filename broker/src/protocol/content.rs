@@ -22,6 +22,10 @@ pub struct Assembled {
 
 /// Where a channel is in receiving a message.
 #[derive(Debug, Default)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per channel, overwritten per message; boxing would allocate per publish"
+)]
 pub enum ContentAssembler {
     /// No content expected.
     #[default]

@@ -43,7 +43,7 @@ fn decode_method_inner(payload: &[u8]) -> Result<AMQPClass, ConnectionException>
         }
     }
     match amq_protocol::protocol::parse_class(payload) {
-        Ok((rest, class)) if rest.is_empty() => Ok(class),
+        Ok((&[], class)) => Ok(class),
         Ok(_) => Err(ConnectionException::syntax_error(
             "method frame has trailing bytes",
         )),
@@ -65,7 +65,7 @@ pub fn decode_bare_table(framed: &[u8]) -> Option<FieldTable> {
         return None;
     }
     match amq_protocol::types::parsing::parse_field_table(framed) {
-        Ok((rest, t)) if rest.is_empty() => Some(t),
+        Ok((&[], t)) => Some(t),
         _ => None,
     }
 }
