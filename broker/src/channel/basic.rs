@@ -189,8 +189,15 @@ impl Channel {
         let mut targets = std::mem::take(&mut self.route_out);
         targets.clear();
         if exchange_name.is_empty() {
-            if let Some(q) = ctx.vhost.queue(m.publish.routing_key.as_str()) {
-                targets.push(q);
+            let key = m.publish.routing_key.as_str();
+            match &self.queue_cache {
+                Some(q) if q.name == key && !q.is_deleted() => targets.push(Arc::clone(q)),
+                _ => {
+                    if let Some(q) = ctx.vhost.queue(key) {
+                        self.queue_cache = Some(Arc::clone(&q));
+                        targets.push(q);
+                    }
+                }
             }
         } else {
             exchange.route(

@@ -86,6 +86,8 @@ pub struct Channel {
     last_queue: String,
     /// The exchange of the previous publish, so a stream of publishes skips the lookup.
     exchange_cache: Option<Arc<Exchange>>,
+    /// The queue of the previous publish to the default exchange, for the same reason.
+    queue_cache: Option<Arc<Queue>>,
     route_scratch: RouteScratch,
     route_out: Vec<Arc<Queue>>,
 }
@@ -106,6 +108,7 @@ impl Channel {
             tx: None,
             last_queue: String::new(),
             exchange_cache: None,
+            queue_cache: None,
             route_scratch: RouteScratch::default(),
             route_out: Vec::new(),
         }
