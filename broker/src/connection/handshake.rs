@@ -112,7 +112,8 @@ pub fn negotiate(
         "frame_max",
         u64::from(offer_frame_max),
         u64::from(tune_ok.frame_max),
-        8192,
+        // RabbitMQ 3.10 accepts down to the 0-9-1 minimum of 4096 (later versions: 8192).
+        4096,
     )?;
     check_value(
         "channel_max",
@@ -176,7 +177,7 @@ mod tests {
             530
         );
         assert_eq!(
-            negotiate(2047, 131_072, &tune_ok(2047, 4096))
+            negotiate(2047, 131_072, &tune_ok(2047, 4095))
                 .expect_err("too small")
                 .code,
             530

@@ -33,6 +33,9 @@ use crate::vhost::Vhost;
 const OUT_HIGH_WATER: usize = 1 << 20;
 /// How long we wait for `close-ok` after sending `connection.close`.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Delay before silently closing a connection whose handshake failed (as RabbitMQ does, to
+/// slow down brute force).
+const SILENT_CLOSE_DELAY: Duration = Duration::from_secs(3);
 /// Deliveries taken from the inbox per turn.
 const INBOX_BATCH: usize = 256;
 
@@ -174,6 +177,14 @@ fn close_method(e: &ConnectionException) -> AMQPClass {
     }))
 }
 
+/// Content frames belong to channels, never to channel 0.
+fn content_on_channel_zero(kind: u8, payload: &[u8]) -> ConnectionException {
+    ConnectionException::unexpected_frame(format!(
+        "type {kind}, all octets = {}",
+        crate::protocol::erlang_binary(payload)
+    ))
+}
+
 /// What the handshake settled.
 struct Opened {
     vhost: Arc<Vhost>,
@@ -240,7 +251,13 @@ async fn open(io: &mut Io, node: &Node) -> io::Result<Option<Opened>> {
         Ok(AMQPClass::Connection(connection::AMQPMethod::TuneOk(t))) => {
             match handshake::negotiate(config.channel_max, config.frame_max, &t) {
                 Ok(v) => v,
-                Err(e) => return refuse(io, e.caused_by((10, 31))).await,
+                Err(e) => {
+                    // RabbitMQ 3.10 logs this and closes the socket after a delay, sending no
+                    // connection.close (the client has not opened the connection yet).
+                    warn!(text = %e.text, "refusing tune-ok");
+                    tokio::time::sleep(SILENT_CLOSE_DELAY).await;
+                    return Ok(None);
+                }
             }
         }
         Ok(_) => {
@@ -317,8 +334,10 @@ enum State {
     Closing {
         deadline: Instant,
     },
-    /// Done: flush what is left and end.
-    Closed,
+    /// Done: flush what is left and end (after the peer closes, if it asked to close).
+    Closed {
+        await_peer_close: bool,
+    },
 }
 
 /// An open connection.
@@ -358,10 +377,17 @@ impl Session {
                     Err(e) => return Err(e),
                 }
             }
-            if self.state == State::Closed {
-                if !io.out.is_empty() {
-                    let _ = timeout(CLOSE_TIMEOUT, io.flush()).await;
-                }
+            if let State::Closed { await_peer_close } = self.state {
+                let _ = timeout(CLOSE_TIMEOUT, async {
+                    io.flush().await?;
+                    // After our close-ok the client closes the socket (RabbitMQ waits for it).
+                    while await_peer_close {
+                        io.inbuf.clear();
+                        io.read_more().await?;
+                    }
+                    Ok::<(), io::Error>(())
+                })
+                .await;
                 return Ok(());
             }
             let room = io.out.len() < OUT_HIGH_WATER;
@@ -406,7 +432,7 @@ impl Session {
                     );
                 }
                 _ = sleep_until(closing_deadline.unwrap_or_else(Instant::now)), if closing_deadline.is_some() => {
-                    self.state = State::Closed;
+                    self.state = State::Closed { await_peer_close: false };
                 }
             }
             self.after_turn(&mut io.out);
@@ -416,7 +442,7 @@ impl Session {
     /// Handles every complete frame in the read buffer.
     fn on_bytes(&mut self, io: &mut Io) {
         loop {
-            if self.state == State::Closed {
+            if matches!(self.state, State::Closed { .. }) {
                 return;
             }
             match decode_frame(&mut io.inbuf, self.frame_max) {
@@ -429,7 +455,9 @@ impl Session {
                 Err(e) => {
                     // We lost frame sync: answer, then stop reading.
                     self.connection_exception(&mut io.out, e);
-                    self.state = State::Closed;
+                    self.state = State::Closed {
+                        await_peer_close: false,
+                    };
                     return;
                 }
             }
@@ -445,7 +473,11 @@ impl Session {
             } = &frame
             {
                 match crate::protocol::class_method_ids(payload) {
-                    Some((10, 51)) => self.state = State::Closed,
+                    Some((10, 51)) => {
+                        self.state = State::Closed {
+                            await_peer_close: false,
+                        }
+                    }
                     Some((10, 50)) => {
                         out.method(
                             0,
@@ -453,7 +485,9 @@ impl Session {
                                 connection::CloseOk {},
                             )),
                         );
-                        self.state = State::Closed;
+                        self.state = State::Closed {
+                            await_peer_close: false,
+                        };
                     }
                     _ => {}
                 }
@@ -462,9 +496,17 @@ impl Session {
         }
         match frame {
             Frame::Heartbeat { channel: 0 } => Ok(()),
-            Frame::Heartbeat { channel } => Err(ConnectionException::frame_error(format!(
-                "heartbeat frame on channel {channel}"
-            ))),
+            Frame::Header {
+                channel: 0,
+                payload,
+            } => Err(content_on_channel_zero(2, &payload)),
+            Frame::Body {
+                channel: 0,
+                payload,
+            } => Err(content_on_channel_zero(3, &payload)),
+            Frame::Heartbeat { .. } => Err(ConnectionException::unexpected_frame(
+                "type 8, all octets = <<>>",
+            )),
             Frame::Method {
                 channel: 0,
                 payload,
@@ -496,11 +538,15 @@ impl Session {
                     0,
                     &AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
                 );
-                self.state = State::Closed;
+                self.state = State::Closed {
+                    await_peer_close: true,
+                };
                 Ok(())
             }
             AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)) => {
-                self.state = State::Closed;
+                self.state = State::Closed {
+                    await_peer_close: false,
+                };
                 Ok(())
             }
             AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(_)) => {
@@ -517,10 +563,9 @@ impl Session {
             ) => Ok(()),
             other => {
                 let ids = ids_of(&other);
-                Err(ConnectionException::command_invalid(format!(
-                    "unexpected method on channel 0: class {}, method {}",
-                    ids.0, ids.1
-                ))
+                Err(ConnectionException::channel_error(
+                    "unexpected method in connection state running",
+                )
                 .caused_by(ids))
             }
         }

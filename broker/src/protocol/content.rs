@@ -78,8 +78,8 @@ impl ContentAssembler {
         }
         let class = u16::from_be_bytes([payload[0], payload[1]]);
         if class != 60 {
-            return Err(ConnectionException::frame_error(format!(
-                "content header for class {class} on a basic.publish"
+            return Err(ConnectionException::unexpected_frame(format!(
+                "expected content header for class 60, got one for class {class} instead"
             ))
             .into());
         }

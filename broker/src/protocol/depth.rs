@@ -13,6 +13,7 @@ pub fn check_method(payload: &[u8]) -> Result<(), ConnectionException> {
     let mut r = Reader {
         buf: payload,
         pos: 0,
+        too_deep: false,
     };
     let (Some(class), Some(method)) = (r.u16(), r.u16()) else {
         return Err(ConnectionException::syntax_error("method frame too short"));
@@ -39,16 +40,16 @@ pub fn check_method(payload: &[u8]) -> Result<(), ConnectionException> {
         (60, 20) => r.skip(2) && r.shortstr() && r.shortstr() && r.skip(1) && r.table(0),
         _ => true,
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(too_deep_or_malformed())
-    }
+    check_result(ok, &r, payload)
 }
 
 /// Checks the `headers` table of basic properties (property flags, then the fields).
 pub fn check_properties(props: &[u8]) -> Result<(), ConnectionException> {
-    let mut r = Reader { buf: props, pos: 0 };
+    let mut r = Reader {
+        buf: props,
+        pos: 0,
+        too_deep: false,
+    };
     let Some(flags) = r.u16() else {
         return Err(ConnectionException::syntax_error(
             "content header too short",
@@ -57,11 +58,7 @@ pub fn check_properties(props: &[u8]) -> Result<(), ConnectionException> {
     let ok = (flags & 0x8000 == 0 || r.shortstr())
         && (flags & 0x4000 == 0 || r.shortstr())
         && (flags & 0x2000 == 0 || r.table(0));
-    if ok {
-        Ok(())
-    } else {
-        Err(too_deep_or_malformed())
-    }
+    check_result(ok, &r, props)
 }
 
 /// Whether a length-prefixed field table is well formed and not nested too deep.
@@ -69,19 +66,33 @@ pub fn table_ok(framed: &[u8]) -> bool {
     let mut r = Reader {
         buf: framed,
         pos: 0,
+        too_deep: false,
     };
     r.table(0) && r.pos == framed.len()
 }
 
-fn too_deep_or_malformed() -> ConnectionException {
-    ConnectionException::syntax_error(format!(
-        "malformed field table, or tables nested deeper than {MAX_TABLE_DEPTH}"
-    ))
+/// Too deep is our own refusal (502); anything else malformed is reported as RabbitMQ does
+/// for undecodable frames (501).
+fn check_result(ok: bool, r: &Reader<'_>, payload: &[u8]) -> Result<(), ConnectionException> {
+    if ok {
+        Ok(())
+    } else if r.too_deep {
+        Err(ConnectionException::syntax_error(format!(
+            "field tables nested deeper than {MAX_TABLE_DEPTH} levels"
+        )))
+    } else {
+        Err(ConnectionException::frame_error(format!(
+            "cannot decode {}",
+            super::frame::erlang_binary(payload.get(4..).unwrap_or_default())
+        )))
+    }
 }
 
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Set when the scan stopped at the depth limit (as opposed to malformed input).
+    too_deep: bool,
 }
 
 impl Reader<'_> {
@@ -124,6 +135,7 @@ impl Reader<'_> {
     /// A table at nesting `depth`; recursion is bounded by `MAX_TABLE_DEPTH`.
     fn table(&mut self, depth: usize) -> bool {
         if depth >= MAX_TABLE_DEPTH {
+            self.too_deep = true;
             return false;
         }
         let Some(len) = self.u32() else { return false };
@@ -144,6 +156,7 @@ impl Reader<'_> {
 
     fn array(&mut self, depth: usize) -> bool {
         if depth >= MAX_TABLE_DEPTH {
+            self.too_deep = true;
             return false;
         }
         let Some(len) = self.u32() else { return false };

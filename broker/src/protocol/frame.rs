@@ -60,15 +60,6 @@ pub fn decode_frame(
     let kind = header[0];
     let channel = u16::from_be_bytes([header[1], header[2]]);
     let size = u32::from_be_bytes([header[3], header[4], header[5], header[6]]);
-    if !matches!(
-        kind,
-        FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT
-    ) {
-        return Err(ConnectionException::frame_error(format!(
-            "type {kind}, first 16 octets = {:?}",
-            &buf[..buf.len().min(16)]
-        )));
-    }
     let max_payload = (frame_max as usize).saturating_sub(FRAME_OVERHEAD);
     if frame_max != 0 && size as usize > max_payload {
         return Err(ConnectionException::frame_error(format!(
@@ -83,7 +74,17 @@ pub fn decode_frame(
     let end = buf[total - 1];
     if end != FRAME_END {
         return Err(ConnectionException::frame_error(format!(
-            "type {kind}, all octets = <<>>: {{invalid_frame_end_marker,{end}}}"
+            "type {kind}, all octets = {}: {{invalid_frame_end_marker,{end}}}",
+            erlang_binary(&buf[7..total - 1])
+        )));
+    }
+    if !matches!(
+        kind,
+        FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT
+    ) {
+        return Err(ConnectionException::frame_error(format!(
+            "type {kind}, all octets = {}: unknown_frame",
+            erlang_binary(&buf[7..total - 1])
         )));
     }
     buf.advance(7);
@@ -95,6 +96,29 @@ pub fn decode_frame(
         FRAME_BODY => Frame::Body { channel, payload },
         _ => Frame::Heartbeat { channel },
     }))
+}
+
+/// Renders bytes as Erlang prints a binary (RabbitMQ's reply texts quote payloads this way):
+/// `<<"text">>` when every byte is printable ASCII, `<<1,2,3>>` otherwise. Long payloads are
+/// cut so the reply text stays short.
+pub fn erlang_binary(bytes: &[u8]) -> String {
+    const MAX: usize = 64;
+    let shown = &bytes[..bytes.len().min(MAX)];
+    let more = if bytes.len() > MAX { ",..." } else { "" };
+    if !shown.is_empty() && shown.iter().all(|b| (32..=126).contains(b)) {
+        let text: String = shown
+            .iter()
+            .map(|&b| match b {
+                b'"' => "\\\"".to_owned(),
+                b'\\' => "\\\\".to_owned(),
+                b => (b as char).to_string(),
+            })
+            .collect();
+        format!("<<\"{text}\"{more}>>")
+    } else {
+        let list: Vec<String> = shown.iter().map(u8::to_string).collect();
+        format!("<<{}{more}>>", list.join(","))
+    }
 }
 
 #[cfg(test)]

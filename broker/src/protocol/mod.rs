@@ -17,7 +17,7 @@ pub use amq_protocol::protocol::{
 pub use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
 pub use content::{Assembled, ContentAssembler};
 pub use encode::Outbox;
-pub use frame::{Frame, PROTOCOL_HEADER, decode_frame};
+pub use frame::{Frame, PROTOCOL_HEADER, decode_frame, erlang_binary};
 
 use crate::error::ConnectionException;
 
@@ -47,15 +47,15 @@ fn decode_method_inner(payload: &[u8]) -> Result<AMQPClass, ConnectionException>
         Ok(_) => Err(ConnectionException::syntax_error(
             "method frame has trailing bytes",
         )),
-        Err(_) => {
-            let ids = class_method_ids(payload);
-            match ids {
-                Some((c, m)) if !known_method(c, m) => Err(ConnectionException::not_implemented(
-                    format!("unknown method (class {c}, method {m})"),
-                )),
-                _ => Err(ConnectionException::syntax_error("malformed method frame")),
-            }
-        }
+        Err(_) => match class_method_ids(payload) {
+            Some((c, m)) if !known_method(c, m) => Err(ConnectionException::not_implemented(
+                format!("unknown method (class {c}, method {m})"),
+            )),
+            _ => Err(ConnectionException::frame_error(format!(
+                "cannot decode {}",
+                frame::erlang_binary(payload.get(4..).unwrap_or_default())
+            ))),
+        },
     }
 }
 
