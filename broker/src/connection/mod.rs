@@ -381,9 +381,11 @@ impl Session {
                 let _ = timeout(CLOSE_TIMEOUT, async {
                     io.flush().await?;
                     // After our close-ok the client closes the socket (RabbitMQ waits for it).
-                    while await_peer_close {
-                        io.inbuf.clear();
-                        io.read_more().await?;
+                    if await_peer_close {
+                        loop {
+                            io.inbuf.clear();
+                            io.read_more().await?;
+                        }
                     }
                     Ok::<(), io::Error>(())
                 })
