@@ -536,6 +536,9 @@ impl Session {
     ) -> Result<(), ConnectionException> {
         match method {
             AMQPClass::Connection(connection::AMQPMethod::Close(_)) => {
+                // Exclusive queues and unacked messages are released before close-ok, so a
+                // client that sees close-ok can rely on them being gone (as in RabbitMQ).
+                self.release_all(out);
                 out.method(
                     0,
                     &AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
