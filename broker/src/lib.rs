@@ -5,8 +5,10 @@
 //! shutdown token is cancelled.
 
 pub mod channel;
+pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod dead_letter;
 pub mod error;
 pub mod exchange;
 pub mod message;
@@ -15,6 +17,7 @@ pub mod node;
 pub mod protocol;
 pub mod queue;
 pub mod server;
+pub mod timer;
 pub mod vhost;
 
 use std::sync::Arc;
@@ -30,6 +33,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let node = Arc::new(node::Node::new(config));
-    server::serve(node, listener, shutdown).await
+    let (timers, timer_task) = timer::start(shutdown.clone());
+    let timer_task = tokio::spawn(timer_task);
+    let node = Arc::new(node::Node::new(config, timers));
+    let result = server::serve(node, listener, shutdown).await;
+    let _ = timer_task.await;
+    result
 }

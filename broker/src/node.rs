@@ -9,6 +9,7 @@ use parking_lot::RwLock;
 
 use crate::config::Config;
 use crate::queue::ConnectionId;
+use crate::timer::Timers;
 use crate::vhost::Vhost;
 
 /// A user who may log in.
@@ -32,7 +33,7 @@ pub struct Node {
 
 impl Node {
     /// A node with the default user and vhost from `config`.
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: Config, timers: Timers) -> Self {
         let vhost = config.default_vhost.clone();
         let user = User {
             name: config.default_user.clone(),
@@ -48,7 +49,7 @@ impl Node {
         };
         node.vhosts
             .write()
-            .insert(vhost.clone(), Arc::new(Vhost::new(&vhost)));
+            .insert(vhost.clone(), Vhost::new(&vhost, timers));
         node.users.write().insert(user.name.clone(), user);
         node
     }

@@ -3,14 +3,19 @@
 //! later) answers the same way, with RabbitMQ's reply texts.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::RwLock;
 
+use crate::dead_letter;
 use crate::error::{AmqpException, ChannelException, ConnectionException};
-use crate::exchange::{Destination, Exchange, ExchangeKind};
+use crate::exchange::{Destination, Exchange, ExchangeKind, RouteScratch};
+use crate::message::Message;
 use crate::protocol::{AMQPValue, FieldTable};
-use crate::queue::{ConnMsg, ConnectionId, Queue, QueueSettings};
+use crate::queue::{
+    ConnMsg, ConnectionId, DeadLetter, PublishOutcome, Queue, QueueArgs, QueueSettings, QueueType,
+};
+use crate::timer::Timers;
 
 /// Parameters of `exchange.declare`.
 #[derive(Clone, Debug)]
@@ -39,16 +44,20 @@ pub struct Vhost {
     pub name: String,
     exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
     queues: RwLock<HashMap<String, Arc<Queue>>>,
+    timers: Timers,
+    me: Weak<Vhost>,
 }
 
 impl Vhost {
     /// A vhost with RabbitMQ's predeclared exchanges.
-    pub fn new(name: &str) -> Self {
-        let v = Self {
+    pub fn new(name: &str, timers: Timers) -> Arc<Self> {
+        let v = Arc::new_cyclic(|me| Self {
             name: name.to_owned(),
             exchanges: RwLock::default(),
             queues: RwLock::default(),
-        };
+            timers,
+            me: me.clone(),
+        });
         {
             let mut ex = v.exchanges.write();
             for (n, kind, internal) in [
@@ -222,17 +231,53 @@ impl Vhost {
                 existing.settings.auto_delete,
             )?;
             check_arguments(&what, &d.arguments, &existing.settings.arguments)?;
+            existing.touch();
             return Ok((Arc::clone(existing), false));
+        }
+        let q = self.new_queue(d, owner)?;
+        map.insert(q.name.clone(), Arc::clone(&q));
+        Ok((q, true))
+    }
+
+    /// Validates the arguments and builds a queue (not yet registered).
+    fn new_queue(
+        &self,
+        d: QueueDeclare,
+        owner: ConnectionId,
+    ) -> Result<Arc<Queue>, ChannelException> {
+        let args = QueueArgs::parse(&d.arguments, &d.name, &self.name)?;
+        if args.queue_type == QueueType::Quorum {
+            let what = format!("queue '{}' in vhost '{}'", d.name, self.name);
+            if !d.durable {
+                return Err(ChannelException::precondition_failed(format!(
+                    "invalid property 'non-durable' for {what}"
+                )));
+            }
+            if d.exclusive {
+                return Err(ChannelException::precondition_failed(format!(
+                    "invalid property 'exclusive-owner' for {what}"
+                )));
+            }
+            if d.auto_delete {
+                return Err(ChannelException::precondition_failed(format!(
+                    "invalid property 'auto-delete' for {what}"
+                )));
+            }
         }
         let settings = QueueSettings {
             durable: d.durable,
             exclusive_owner: d.exclusive.then_some(owner),
             auto_delete: d.auto_delete,
             arguments: d.arguments,
+            args,
         };
-        let q = Arc::new(Queue::new(d.name.clone(), self.name.clone(), settings));
-        map.insert(d.name, Arc::clone(&q));
-        Ok((q, true))
+        Ok(Queue::new(
+            d.name,
+            self.name.clone(),
+            settings,
+            Weak::clone(&self.me),
+            self.timers.clone(),
+        ))
     }
 
     /// Declares a queue under a server-generated name (never an existing one).
@@ -241,15 +286,97 @@ impl Vhost {
         d: QueueDeclare,
         owner: ConnectionId,
     ) -> Result<(Arc<Queue>, bool), ChannelException> {
-        let settings = QueueSettings {
-            durable: d.durable,
-            exclusive_owner: d.exclusive.then_some(owner),
-            auto_delete: d.auto_delete,
-            arguments: d.arguments,
-        };
-        let q = Arc::new(Queue::new(d.name.clone(), self.name.clone(), settings));
-        self.queues.write().insert(d.name, Arc::clone(&q));
+        let q = self.new_queue(d, owner)?;
+        self.queues.write().insert(q.name.clone(), Arc::clone(&q));
         Ok((q, true))
+    }
+
+    /// Every queue a message published to `exchange` reaches: the bindings for its routing
+    /// key and its `CC`/`BCC` keys, then the exchange's alternate exchanges while nothing
+    /// matched. The default exchange routes to the queue named by each key.
+    pub fn route(
+        &self,
+        exchange: &Arc<Exchange>,
+        keys: &[&str],
+        headers: Option<&FieldTable>,
+        scratch: &mut RouteScratch,
+        out: &mut Vec<Arc<Queue>>,
+    ) {
+        let mut current = Arc::clone(exchange);
+        let mut tried: Vec<usize> = Vec::new();
+        loop {
+            for key in keys {
+                if current.name.is_empty() {
+                    if let Some(q) = self.queue(key)
+                        && !out.iter().any(|o| Arc::ptr_eq(o, &q))
+                    {
+                        out.push(q);
+                    }
+                } else {
+                    current.route(key, headers, scratch, out);
+                }
+            }
+            if !out.is_empty() {
+                return;
+            }
+            tried.push(Arc::as_ptr(&current) as usize);
+            let Some(ae) = current.alternate_exchange().and_then(|n| self.exchange(n)) else {
+                return;
+            };
+            if tried.contains(&(Arc::as_ptr(&ae) as usize)) {
+                return;
+            }
+            current = ae;
+        }
+    }
+
+    /// Appends `message` to each target queue; returns whether any queue refused it
+    /// (`x-overflow = reject-publish`). Dead letters this causes are routed before returning.
+    pub fn enqueue(&self, targets: &[Arc<Queue>], message: &Arc<Message>) -> bool {
+        let mut dead = Vec::new();
+        let mut rejected = false;
+        for q in targets {
+            rejected |= q.publish(Arc::clone(message), &mut dead) == PublishOutcome::Rejected;
+        }
+        self.route_dead_letters(dead);
+        rejected
+    }
+
+    /// Republishes dead letters to their dead-letter exchanges. Dead letters those publishes
+    /// cause (a full dead-letter queue, say) join the same worklist; cycles are broken as
+    /// RabbitMQ breaks them.
+    pub fn route_dead_letters(&self, dead: Vec<DeadLetter>) {
+        if dead.is_empty() {
+            return;
+        }
+        let mut work: std::collections::VecDeque<DeadLetter> = dead.into();
+        let mut scratch = RouteScratch::default();
+        let mut targets = Vec::new();
+        let mut more = Vec::new();
+        while let Some(dl) = work.pop_front() {
+            // A dead-letter exchange that does not exist drops the message, as in RabbitMQ.
+            let Some(exchange) = self.exchange(&dl.exchange) else {
+                continue;
+            };
+            let (message, keys) = dead_letter::republish(&dl);
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            targets.clear();
+            self.route(
+                &exchange,
+                &keys,
+                message.properties.headers().as_ref(),
+                &mut scratch,
+                &mut targets,
+            );
+            for q in &targets {
+                if dead_letter::is_cycle(&message, dl.reason, &q.name) {
+                    tracing::debug!(queue = %q.name, "dead-letter cycle: message dropped");
+                    continue;
+                }
+                q.publish(Arc::clone(&message), &mut more);
+            }
+            work.extend(more.drain(..));
+        }
     }
 
     /// 405 unless `connection` may use `queue` (exclusive queues belong to one connection).

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use super::{Channel, ChannelConsumer, Ctx, Unacked, requeue};
+use crate::dead_letter::header_strings;
 use crate::error::{AmqpException, ChannelException, ConnectionException, NO_ROUTE};
 use crate::message::Message;
-use crate::protocol::{AMQPClass, Assembled, basic};
+use crate::protocol::{AMQPClass, Assembled, basic, encode_properties};
 use crate::queue::{ConsumeError, Consumer, ConsumerCredit};
 use crate::vhost::number;
 
@@ -186,10 +187,21 @@ impl Channel {
             ))
             .into());
         }
+        let Assembled {
+            publish,
+            mut raw_properties,
+            mut properties,
+            body,
+        } = m;
+        // Sender-selected distribution: CC and BCC add routing keys; BCC is not delivered.
+        let (cc, bcc) = match properties.headers() {
+            Some(h) => (header_strings(h, "CC"), header_strings(h, "BCC")),
+            None => (Vec::new(), Vec::new()),
+        };
         let mut targets = std::mem::take(&mut self.route_out);
         targets.clear();
-        if exchange_name.is_empty() {
-            let key = m.publish.routing_key.as_str();
+        if exchange.name.is_empty() && cc.is_empty() && bcc.is_empty() {
+            let key = publish.routing_key.as_str();
             match &self.queue_cache {
                 Some(q) if q.name == key && !q.is_deleted() => targets.push(Arc::clone(q)),
                 _ => {
@@ -200,20 +212,34 @@ impl Channel {
                 }
             }
         } else {
-            exchange.route(
-                m.publish.routing_key.as_str(),
-                m.properties.headers().as_ref(),
+            let mut keys: Vec<&str> = vec![publish.routing_key.as_str()];
+            keys.extend(cc.iter().map(String::as_str));
+            keys.extend(bcc.iter().map(String::as_str));
+            ctx.vhost.route(
+                &exchange,
+                &keys,
+                properties.headers().as_ref(),
                 &mut self.route_scratch,
                 &mut targets,
             );
         }
-        let mandatory = m.publish.mandatory;
+        if !bcc.is_empty() {
+            let mut map = properties
+                .headers()
+                .as_ref()
+                .map(|h| h.inner().clone())
+                .unwrap_or_default();
+            map.remove("BCC");
+            properties = properties.with_headers(map.into());
+            raw_properties = bytes::Bytes::from(encode_properties(&properties));
+        }
+        let mandatory = publish.mandatory;
         let message = Arc::new(Message {
-            exchange: m.publish.exchange,
-            routing_key: m.publish.routing_key,
-            raw_properties: m.raw_properties,
-            properties: m.properties,
-            body: m.body,
+            exchange: publish.exchange,
+            routing_key: publish.routing_key,
+            raw_properties,
+            properties,
+            body,
         });
         if targets.is_empty() && mandatory {
             ctx.out.method(
@@ -228,12 +254,12 @@ impl Channel {
             ctx.out
                 .content(self.id, &message.raw_properties, &message.body);
         }
-        for q in targets.drain(..) {
-            q.publish(Arc::clone(&message));
-        }
+        let rejected = ctx.vhost.enqueue(&targets, &message);
+        targets.clear();
         self.route_out = targets;
         if let Some(c) = &mut self.confirms {
             c.published += 1;
+            c.unsent.push_back(!rejected);
         }
         Ok(())
     }
@@ -324,7 +350,7 @@ impl Channel {
         if requeue_it {
             requeue(ctx, items);
         } else {
-            settle(items);
+            reject(items);
         }
         self.kick_consumers(ctx);
         Ok(())
@@ -399,6 +425,23 @@ fn settle(items: Vec<Unacked>) {
             c.on_settled(1);
         }
         u.queue.settle(1);
+    }
+}
+
+/// Drops deliveries rejected without requeue; their queues dead-letter them (`rejected`).
+fn reject(items: Vec<Unacked>) {
+    let mut by_queue: Vec<(Arc<crate::queue::Queue>, Vec<crate::queue::Entry>)> = Vec::new();
+    for u in items {
+        if let Some(c) = &u.credit {
+            c.on_settled(1);
+        }
+        match by_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+            Some((_, v)) => v.push(u.entry),
+            None => by_queue.push((u.queue, vec![u.entry])),
+        }
+    }
+    for (q, entries) in by_queue {
+        q.reject(entries);
     }
 }
 

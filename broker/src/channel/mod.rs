@@ -65,8 +65,9 @@ struct ChannelConsumer {
 struct Confirms {
     /// Sequence number of the last publish.
     published: u64,
-    /// Highest sequence number confirmed by `basic.ack` so far.
-    acked: u64,
+    /// Outcomes not yet sent, in sequence order starting at `published - len + 1`
+    /// (`true` = ack, `false` = nack).
+    unsent: VecDeque<bool>,
 }
 
 /// One channel.
@@ -257,18 +258,27 @@ impl Channel {
     /// Sends confirms for publishes settled during this batch.
     pub fn flush_confirms(&mut self, out: &mut Outbox) {
         use crate::protocol::basic as b;
-        if let Some(c) = &mut self.confirms
-            && c.published > c.acked
-        {
-            let multiple = c.published - c.acked > 1;
-            c.acked = c.published;
-            out.method(
-                self.id,
-                &AMQPClass::Basic(b::AMQPMethod::Ack(b::Ack {
-                    delivery_tag: c.published,
+        let Some(c) = &mut self.confirms else { return };
+        // One cumulative ack or nack per run of equal outcomes.
+        let mut tag = c.published - c.unsent.len() as u64;
+        while let Some(&ack) = c.unsent.front() {
+            let run = c.unsent.iter().take_while(|o| **o == ack).count();
+            c.unsent.drain(..run);
+            tag += run as u64;
+            let multiple = run > 1;
+            let method = if ack {
+                b::AMQPMethod::Ack(b::Ack {
+                    delivery_tag: tag,
                     multiple,
-                })),
-            );
+                })
+            } else {
+                b::AMQPMethod::Nack(b::Nack {
+                    delivery_tag: tag,
+                    multiple,
+                    requeue: false,
+                })
+            };
+            out.method(self.id, &AMQPClass::Basic(method));
         }
     }
 

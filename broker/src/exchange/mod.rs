@@ -214,6 +214,15 @@ impl Exchange {
         b.by_key.clear();
     }
 
+    /// The `alternate-exchange` argument, if any.
+    pub fn alternate_exchange(&self) -> Option<&str> {
+        match self.arguments.inner().get("alternate-exchange")? {
+            crate::protocol::AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+            crate::protocol::AMQPValue::ShortString(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
     /// Whether the exchange was deleted.
     pub fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::Acquire)

@@ -3,19 +3,30 @@
 //! connections take it briefly and synchronously. Deliveries are pushed to the consumer's
 //! connection task over an unbounded channel whose depth is bounded by consumer credit
 //! (prefetch, plus a transit window for deliveries not yet encoded onto the socket).
+//!
+//! Operations that drop messages for a reason RabbitMQ dead-letters (`expired`, `maxlen`,
+//! `rejected`, `delivery_limit`) never route them while the lock is held: they hand back
+//! [`DeadLetter`]s, which the vhost routes after the lock is released (no lock ordering
+//! between queues, no recursion through dead-letter chains).
 
+pub mod args;
 mod credit;
+mod ready;
 
-use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
+use crate::clock;
 use crate::message::Message;
 use crate::protocol::FieldTable;
+use crate::timer::Timers;
+use crate::vhost::Vhost;
+pub use args::{Overflow, QueueArgs, QueueType};
 pub use credit::{ChannelCredit, ConsumerCredit};
+use ready::Ready;
 
 /// Identifies a connection (for exclusive queues and consumer bookkeeping).
 pub type ConnectionId = u64;
@@ -52,7 +63,42 @@ pub struct Entry {
     /// Position in the queue's publish order; requeued messages go back in this order.
     pub seq: u64,
     pub message: Arc<Message>,
+    /// Deadline on [`clock::monotonic_ms`] (0 = never).
+    pub expires_at: u64,
+    /// Times this message was delivered from this queue (for `x-delivery-limit`).
+    pub deliveries: u32,
     pub redelivered: bool,
+}
+
+/// Why a message leaves a queue for its dead-letter exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeathReason {
+    Rejected,
+    Expired,
+    MaxLen,
+    DeliveryLimit,
+}
+
+impl DeathReason {
+    /// The name in `x-death`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+            Self::MaxLen => "maxlen",
+            Self::DeliveryLimit => "delivery_limit",
+        }
+    }
+}
+
+/// A message dropped from a queue that has a dead-letter exchange.
+#[derive(Debug)]
+pub struct DeadLetter {
+    pub queue: String,
+    pub reason: DeathReason,
+    pub message: Arc<Message>,
+    pub exchange: String,
+    pub routing_key: Option<String>,
 }
 
 /// A consumer as the queue sees it.
@@ -75,6 +121,7 @@ pub struct QueueSettings {
     pub exclusive_owner: Option<ConnectionId>,
     pub auto_delete: bool,
     pub arguments: FieldTable,
+    pub args: QueueArgs,
 }
 
 /// A queue.
@@ -85,19 +132,25 @@ pub struct Queue {
     pub settings: QueueSettings,
     state: Mutex<QueueState>,
     deleted: AtomicBool,
-    /// Messages delivered to consumers with manual ack and not yet settled.
+    /// Messages delivered with manual ack (or fetched by `basic.get`) and not yet settled.
     unacked: AtomicU64,
+    owner: Weak<Vhost>,
+    timers: Timers,
+    me: Weak<Queue>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct QueueState {
-    ready: VecDeque<Entry>,
-    ready_bytes: u64,
+    ready: Ready,
     consumers: Vec<Consumer>,
     /// Round-robin position among consumers.
     next_consumer: usize,
     next_seq: u64,
     ever_consumed: bool,
+    /// Last time the queue was used (consumer, get, declare), for `x-expires`.
+    last_used: u64,
+    /// Earliest wake-up already asked of the timer task (0 = none).
+    timer_at: u64,
 }
 
 /// Why a consume was refused.
@@ -116,17 +169,48 @@ pub enum CancelOutcome {
     RemovedLast,
 }
 
+/// What became of a published message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishOutcome {
+    Enqueued,
+    /// Refused by `x-overflow = reject-publish(-dlx)`: the publisher gets `basic.nack`.
+    Rejected,
+}
+
 impl Queue {
-    /// A new empty queue.
-    pub fn new(name: String, vhost: String, settings: QueueSettings) -> Self {
-        Self {
+    /// A new empty queue belonging to `owner`.
+    pub fn new(
+        name: String,
+        vhost: String,
+        settings: QueueSettings,
+        owner: Weak<Vhost>,
+        timers: Timers,
+    ) -> Arc<Self> {
+        let max_priority = settings.args.max_priority.unwrap_or(0);
+        let q = Arc::new_cyclic(|me| Self {
             name,
             vhost,
             settings,
-            state: Mutex::new(QueueState::default()),
+            state: Mutex::new(QueueState {
+                ready: Ready::new(max_priority),
+                consumers: Vec::new(),
+                next_consumer: 0,
+                next_seq: 0,
+                ever_consumed: false,
+                last_used: clock::monotonic_ms(),
+                timer_at: 0,
+            }),
             deleted: AtomicBool::new(false),
             unacked: AtomicU64::new(0),
+            owner,
+            timers,
+            me: me.clone(),
+        });
+        if let Some(expires) = q.settings.args.expires {
+            q.timers
+                .schedule(clock::monotonic_ms() + expires, Weak::clone(&q.me));
         }
+        q
     }
 
     /// Whether the queue was deleted (handles may outlive it).
@@ -149,33 +233,187 @@ impl Queue {
         self.unacked.load(Ordering::Relaxed)
     }
 
-    /// Appends a message and delivers what consumer credit allows.
-    pub fn publish(self: &Arc<Self>, message: Arc<Message>) {
+    /// Marks the queue used (a redeclare), postponing `x-expires`.
+    pub fn touch(&self) {
+        self.state.lock().last_used = clock::monotonic_ms();
+    }
+
+    /// Appends a message and delivers what consumer credit allows. Messages the queue drops
+    /// for a dead-letter reason are appended to `dead`.
+    pub fn publish(
+        self: &Arc<Self>,
+        message: Arc<Message>,
+        dead: &mut Vec<DeadLetter>,
+    ) -> PublishOutcome {
+        let args = &self.settings.args;
+        let now = clock::monotonic_ms();
         let mut st = self.state.lock();
+        self.expire_locked(&mut st, now, dead);
+        if matches!(
+            args.overflow,
+            Overflow::RejectPublish | Overflow::RejectPublishDlx
+        ) && self.over_limit(&st.ready, 1, message.size() as u64)
+        {
+            if args.overflow == Overflow::RejectPublishDlx {
+                self.dead_letter(DeathReason::MaxLen, message, dead);
+            }
+            return PublishOutcome::Rejected;
+        }
         let seq = st.next_seq;
         st.next_seq += 1;
-        st.ready_bytes += message.size() as u64;
+        let expires_at = self.expiry_of(&message, now);
         st.ready.push_back(Entry {
             seq,
             message,
+            expires_at,
+            deliveries: 0,
             redelivered: false,
         });
-        self.dispatch_locked(&mut st);
+        if args.overflow == Overflow::DropHead {
+            while self.over_limit(&st.ready, 0, 0) {
+                let Some(head) = st.ready.pop_front() else {
+                    break;
+                };
+                self.dead_letter(DeathReason::MaxLen, head.message, dead);
+            }
+        }
+        self.dispatch_locked(&mut st, now, dead);
+        // TTL 0: what no consumer took at once expires now.
+        self.expire_locked(&mut st, now, dead);
+        self.schedule_locked(&mut st);
+        PublishOutcome::Enqueued
+    }
+
+    /// Whether adding `count` messages of `bytes` would exceed (or, with 0, exceeds) a limit.
+    fn over_limit(&self, ready: &Ready, count: u64, bytes: u64) -> bool {
+        let args = &self.settings.args;
+        let len = ready.len() as u64 + count;
+        let total = ready.bytes() + bytes;
+        let by_len = args.max_length.is_some_and(|max| len > max);
+        let by_bytes = args.max_length_bytes.is_some_and(|max| total > max);
+        // With count 0 we ask whether the queue as it is exceeds a limit.
+        by_len || by_bytes
+    }
+
+    /// The deadline of a message entering the queue now.
+    fn expiry_of(&self, message: &Message, now: u64) -> u64 {
+        let per_message = message
+            .properties
+            .expiration()
+            .as_ref()
+            .and_then(|e| e.as_str().parse::<u64>().ok());
+        match (self.settings.args.message_ttl, per_message) {
+            (None, None) => 0,
+            (a, b) => now + a.unwrap_or(u64::MAX).min(b.unwrap_or(u64::MAX)),
+        }
+    }
+
+    /// Drops expired messages at the head.
+    fn expire_locked(&self, st: &mut QueueState, now: u64, dead: &mut Vec<DeadLetter>) {
+        let mut expired = Vec::new();
+        st.ready
+            .pop_expired(|e| e.expires_at != 0 && e.expires_at <= now, &mut expired);
+        for e in expired {
+            self.dead_letter(DeathReason::Expired, e.message, dead);
+        }
+    }
+
+    /// Asks the timer task to wake us for the earliest head expiry.
+    fn schedule_locked(&self, st: &mut QueueState) {
+        let next = st.ready.next_expiry();
+        if next != 0 && (st.timer_at == 0 || next < st.timer_at) {
+            st.timer_at = next;
+            self.timers.schedule(next, Weak::clone(&self.me));
+        }
+    }
+
+    /// Queues `message` for dead-lettering if the queue has a dead-letter exchange.
+    fn dead_letter(&self, reason: DeathReason, message: Arc<Message>, dead: &mut Vec<DeadLetter>) {
+        if let Some(exchange) = &self.settings.args.dead_letter_exchange {
+            dead.push(DeadLetter {
+                queue: self.name.clone(),
+                reason,
+                message,
+                exchange: exchange.clone(),
+                routing_key: self.settings.args.dead_letter_routing_key.clone(),
+            });
+        }
+    }
+
+    /// Routes dead letters produced outside a publish (timer, dispatch, acks).
+    fn route_dead(&self, dead: Vec<DeadLetter>) {
+        if dead.is_empty() {
+            return;
+        }
+        if let Some(vhost) = self.owner.upgrade() {
+            vhost.route_dead_letters(dead);
+        }
+    }
+
+    /// The timer fired: expire head messages, and delete the queue if `x-expires` passed.
+    pub fn on_timer(self: &Arc<Self>) {
+        let now = clock::monotonic_ms();
+        let mut dead = Vec::new();
+        let expire_queue = {
+            let mut st = self.state.lock();
+            st.timer_at = 0;
+            self.expire_locked(&mut st, now, &mut dead);
+            self.dispatch_locked(&mut st, now, &mut dead);
+            self.schedule_locked(&mut st);
+            match self.settings.args.expires {
+                Some(expires) if st.consumers.is_empty() => {
+                    let due = st.last_used + expires;
+                    if due <= now {
+                        true
+                    } else {
+                        self.timers.schedule(due, Weak::clone(&self.me));
+                        false
+                    }
+                }
+                _ => false,
+            }
+        };
+        self.route_dead(dead);
+        if expire_queue && let Some(vhost) = self.owner.upgrade() {
+            vhost.delete_queue(self);
+        }
     }
 
     /// Delivers ready messages to consumers while they have credit.
     pub fn dispatch(self: &Arc<Self>) {
-        let mut st = self.state.lock();
-        self.dispatch_locked(&mut st);
+        let mut dead = Vec::new();
+        {
+            let mut st = self.state.lock();
+            self.dispatch_locked(&mut st, clock::monotonic_ms(), &mut dead);
+            self.schedule_locked(&mut st);
+        }
+        self.route_dead(dead);
     }
 
-    fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
+    fn dispatch_locked(
+        self: &Arc<Self>,
+        st: &mut QueueState,
+        now: u64,
+        dead: &mut Vec<DeadLetter>,
+    ) {
         while !st.ready.is_empty() && !st.consumers.is_empty() {
-            let Some(idx) = st.pick_consumer() else { break };
-            let Some(entry) = st.ready.pop_front() else {
+            // Never deliver an expired message.
+            if st
+                .ready
+                .front()
+                .is_some_and(|e| e.expires_at != 0 && e.expires_at <= now)
+            {
+                self.expire_locked(st, now, dead);
+                continue;
+            }
+            let single = self.settings.args.single_active_consumer;
+            let Some(idx) = st.pick_consumer(single) else {
                 break;
             };
-            st.ready_bytes -= entry.message.size() as u64;
+            let Some(mut entry) = st.ready.pop_front() else {
+                break;
+            };
+            entry.deliveries += 1;
             let c = &st.consumers[idx];
             if !c.no_ack {
                 self.unacked.fetch_add(1, Ordering::Relaxed);
@@ -188,7 +426,7 @@ impl Queue {
                 credit: Arc::clone(&c.credit),
                 no_ack: c.no_ack,
             };
-            if let Err(mpsc::error::SendError(ConnMsg::Deliver(d))) =
+            if let Err(mpsc::error::SendError(ConnMsg::Deliver(mut d))) =
                 c.sender.send(ConnMsg::Deliver(delivery))
             {
                 // The connection is gone; it will remove its consumers. Take the message back.
@@ -196,74 +434,120 @@ impl Queue {
                     self.unacked.fetch_sub(1, Ordering::Relaxed);
                 }
                 d.credit.release_unsent(d.no_ack);
-                st.ready_bytes += d.entry.message.size() as u64;
-                st.ready.push_front(d.entry);
+                d.entry.deliveries -= 1;
+                st.ready.insert(d.entry);
                 st.consumers.remove(idx);
             }
         }
     }
 
     /// Takes the head message for `basic.get`; returns it and the count left.
-    pub fn get(&self, no_ack: bool) -> Option<(Entry, u32)> {
-        let mut st = self.state.lock();
-        let entry = st.ready.pop_front()?;
-        st.ready_bytes -= entry.message.size() as u64;
-        if !no_ack {
-            self.unacked.fetch_add(1, Ordering::Relaxed);
-        }
-        Some((entry, u32::try_from(st.ready.len()).unwrap_or(u32::MAX)))
+    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Entry, u32)> {
+        let now = clock::monotonic_ms();
+        let mut dead = Vec::new();
+        let got = {
+            let mut st = self.state.lock();
+            st.last_used = now;
+            self.expire_locked(&mut st, now, &mut dead);
+            let got = st.ready.pop_front().map(|mut entry| {
+                entry.deliveries += 1;
+                if !no_ack {
+                    self.unacked.fetch_add(1, Ordering::Relaxed);
+                }
+                (entry, u32::try_from(st.ready.len()).unwrap_or(u32::MAX))
+            });
+            self.schedule_locked(&mut st);
+            got
+        };
+        self.route_dead(dead);
+        got
     }
 
-    /// Settles deliveries that were acked (or rejected without requeue).
+    /// Settles deliveries that were acked.
     pub fn settle(&self, count: u64) {
         self.unacked.fetch_sub(count, Ordering::Relaxed);
     }
 
-    /// Puts unacked entries back in publish order at their original place (the head), marked
-    /// redelivered, then delivers what credit allows.
+    /// Settles deliveries rejected without requeue: they are dead-lettered (`rejected`).
+    pub fn reject(&self, entries: Vec<Entry>) {
+        self.unacked
+            .fetch_sub(entries.len() as u64, Ordering::Relaxed);
+        let mut dead = Vec::new();
+        for e in entries {
+            self.dead_letter(DeathReason::Rejected, e.message, &mut dead);
+        }
+        self.route_dead(dead);
+    }
+
+    /// Puts unacked entries back at their original place, marked redelivered, then delivers
+    /// what credit allows. Entries past `x-delivery-limit` are dead-lettered instead.
     pub fn requeue(self: &Arc<Self>, entries: impl IntoIterator<Item = Entry>) {
-        let mut st = self.state.lock();
-        let mut n = 0;
-        for mut e in entries {
-            n += 1;
-            e.redelivered = true;
-            st.ready_bytes += e.message.size() as u64;
-            let at = st.ready.partition_point(|x| x.seq < e.seq);
-            st.ready.insert(at, e);
+        let now = clock::monotonic_ms();
+        let mut dead = Vec::new();
+        {
+            let mut st = self.state.lock();
+            let mut n = 0;
+            for mut e in entries {
+                n += 1;
+                if self
+                    .settings
+                    .args
+                    .delivery_limit
+                    .is_some_and(|limit| u64::from(e.deliveries) > limit)
+                {
+                    self.dead_letter(DeathReason::DeliveryLimit, e.message, &mut dead);
+                    continue;
+                }
+                e.redelivered = true;
+                st.ready.insert(e);
+            }
+            self.unacked.fetch_sub(n, Ordering::Relaxed);
+            if !self.is_deleted() {
+                self.dispatch_locked(&mut st, now, &mut dead);
+            }
+            self.schedule_locked(&mut st);
         }
-        self.unacked.fetch_sub(n, Ordering::Relaxed);
-        if !self.is_deleted() {
-            self.dispatch_locked(&mut st);
-        }
+        self.route_dead(dead);
     }
 
     /// Takes back a delivery that never reached its consumer (cancelled or closed in the
     /// meantime): same place, redelivered flag unchanged.
-    pub fn return_unsent(self: &Arc<Self>, entry: Entry, counted_unacked: bool) {
+    pub fn return_unsent(self: &Arc<Self>, mut entry: Entry, counted_unacked: bool) {
         let mut st = self.state.lock();
         if counted_unacked {
             self.unacked.fetch_sub(1, Ordering::Relaxed);
         }
-        st.ready_bytes += entry.message.size() as u64;
-        let at = st.ready.partition_point(|x| x.seq < entry.seq);
-        st.ready.insert(at, entry);
+        entry.deliveries = entry.deliveries.saturating_sub(1);
+        st.ready.insert(entry);
     }
 
     /// Adds a consumer and starts delivering to it.
     pub fn consume(self: &Arc<Self>, consumer: Consumer) -> Result<(), ConsumeError> {
-        let mut st = self.state.lock();
-        if st.consumers.iter().any(|c| c.exclusive)
-            || (consumer.exclusive && !st.consumers.is_empty())
+        let now = clock::monotonic_ms();
+        let mut dead = Vec::new();
         {
-            return Err(ConsumeError::ExclusiveInUse);
+            let mut st = self.state.lock();
+            if st.consumers.iter().any(|c| c.exclusive)
+                || (consumer.exclusive && !st.consumers.is_empty())
+            {
+                return Err(ConsumeError::ExclusiveInUse);
+            }
+            st.ever_consumed = true;
+            st.last_used = now;
+            if self.settings.args.single_active_consumer {
+                // The first consumer stays active; later ones wait in arrival order.
+                st.consumers.push(consumer);
+            } else {
+                // Highest priority first; equal priorities keep arrival order for round-robin.
+                let at = st
+                    .consumers
+                    .partition_point(|c| c.priority >= consumer.priority);
+                st.consumers.insert(at, consumer);
+            }
+            self.dispatch_locked(&mut st, now, &mut dead);
+            self.schedule_locked(&mut st);
         }
-        st.ever_consumed = true;
-        // Highest priority first; equal priorities keep arrival order for round-robin.
-        let at = st
-            .consumers
-            .partition_point(|c| c.priority >= consumer.priority);
-        st.consumers.insert(at, consumer);
-        self.dispatch_locked(&mut st);
+        self.route_dead(dead);
         Ok(())
     }
 
@@ -274,21 +558,25 @@ impl Queue {
         st.consumers
             .retain(|c| !(c.connection == connection && c.channel == channel && &*c.tag == tag));
         if st.consumers.len() == before {
-            CancelOutcome::NotFound
-        } else if st.consumers.is_empty() && self.settings.auto_delete && st.ever_consumed {
-            CancelOutcome::RemovedLast
-        } else {
-            CancelOutcome::Removed
+            return CancelOutcome::NotFound;
         }
+        st.last_used = clock::monotonic_ms();
+        if st.consumers.is_empty() {
+            if let Some(expires) = self.settings.args.expires {
+                self.timers
+                    .schedule(st.last_used + expires, Weak::clone(&self.me));
+            }
+            if self.settings.auto_delete && st.ever_consumed {
+                return CancelOutcome::RemovedLast;
+            }
+        }
+        CancelOutcome::Removed
     }
 
     /// Drops every ready message; returns how many.
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
-        let n = st.ready.len();
-        st.ready.clear();
-        st.ready_bytes = 0;
-        u32::try_from(n).unwrap_or(u32::MAX)
+        u32::try_from(st.ready.clear().len()).unwrap_or(u32::MAX)
     }
 
     /// Marks the queue deleted, drops its messages and returns its consumers (so their
@@ -296,17 +584,20 @@ impl Queue {
     pub fn mark_deleted(&self) -> (Vec<Consumer>, u32) {
         self.deleted.store(true, Ordering::Release);
         let mut st = self.state.lock();
-        let n = u32::try_from(st.ready.len()).unwrap_or(u32::MAX);
-        st.ready.clear();
-        st.ready_bytes = 0;
+        let n = u32::try_from(st.ready.clear().len()).unwrap_or(u32::MAX);
         (std::mem::take(&mut st.consumers), n)
     }
 }
 
 impl QueueState {
     /// Chooses the next consumer with credit: highest priority first, round-robin among
-    /// equals. Acquires one credit from the chosen consumer.
-    fn pick_consumer(&mut self) -> Option<usize> {
+    /// equals (or only the first consumer, for a single-active-consumer queue). Acquires one
+    /// credit from the chosen consumer.
+    fn pick_consumer(&mut self, single_active: bool) -> Option<usize> {
+        if single_active {
+            let c = self.consumers.first()?;
+            return c.credit.try_acquire(c.no_ack).then_some(0);
+        }
         let n = self.consumers.len();
         let mut i = 0;
         while i < n {
