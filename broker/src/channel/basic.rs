@@ -37,9 +37,14 @@ impl Channel {
         ctx: &mut Ctx<'_>,
         m: basic::Consume,
     ) -> Result<(), AmqpException> {
-        let name = self.queue_name(m.queue.as_str())?;
-        let queue = ctx.vhost.existing_queue(&name)?;
-        ctx.vhost.check_exclusive_access(&queue, ctx.connection)?;
+        let queue = if m.queue.as_str() == REPLY_TO {
+            self.reply_queue(ctx, m.no_ack)?
+        } else {
+            let name = self.queue_name(m.queue.as_str())?;
+            let queue = ctx.vhost.existing_queue(&name)?;
+            ctx.vhost.check_exclusive_access(&queue, ctx.connection)?;
+            queue
+        };
         let tag: Arc<str> = if m.consumer_tag.as_str().is_empty() {
             format!("amq.ctag-{}", crate::naming::random_suffix()).into()
         } else {
@@ -110,6 +115,9 @@ impl Channel {
     ) -> Result<(), AmqpException> {
         let tag = m.consumer_tag.as_str();
         if let Some(c) = self.consumers.remove(tag) {
+            if self.reply_to.as_deref() == Some(c.queue.name.as_str()) {
+                self.reply_to = None;
+            }
             let outcome = c.queue.cancel(ctx.connection, self.id, tag);
             if outcome == crate::queue::CancelOutcome::RemovedLast {
                 ctx.vhost.delete_queue(&c.queue);
@@ -233,6 +241,20 @@ impl Channel {
             properties = properties.with_headers(map.into());
             raw_properties = bytes::Bytes::from(encode_properties(&properties));
         }
+        if properties
+            .reply_to()
+            .as_ref()
+            .is_some_and(|r| r.as_str() == REPLY_TO)
+        {
+            let Some(reply_to) = &self.reply_to else {
+                return Err(ChannelException::precondition_failed(
+                    "fast reply consumer does not exist",
+                )
+                .into());
+            };
+            properties = properties.with_reply_to(reply_to.as_str().into());
+            raw_properties = bytes::Bytes::from(encode_properties(&properties));
+        }
         let mandatory = publish.mandatory;
         let message = Arc::new(Message {
             exchange: publish.exchange,
@@ -262,6 +284,36 @@ impl Channel {
             c.unsent.push_back(!rejected);
         }
         Ok(())
+    }
+
+    /// Direct reply-to: consuming the pseudo-queue `amq.rabbitmq.reply-to` creates a private
+    /// auto-delete queue for this channel; publishes with `reply_to = amq.rabbitmq.reply-to`
+    /// carry its name, and replies published to it on the default exchange come back here.
+    fn reply_queue(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        no_ack: bool,
+    ) -> Result<Arc<crate::queue::Queue>, AmqpException> {
+        if !no_ack {
+            return Err(
+                ChannelException::precondition_failed("reply consumer cannot acknowledge").into(),
+            );
+        }
+        if self.reply_to.is_some() {
+            return Err(ChannelException::precondition_failed("reply consumer already set").into());
+        }
+        let (queue, _) = ctx.vhost.declare_server_named_queue(
+            crate::vhost::QueueDeclare {
+                name: format!("{REPLY_TO}.{}", crate::naming::random_suffix()),
+                durable: false,
+                exclusive: true,
+                auto_delete: true,
+                arguments: crate::protocol::FieldTable::default(),
+            },
+            ctx.connection,
+        )?;
+        self.reply_to = Some(queue.name.clone());
+        Ok(queue)
     }
 
     pub(super) fn on_basic_get(
@@ -444,6 +496,9 @@ fn reject(items: Vec<Unacked>) {
         q.reject(entries);
     }
 }
+
+/// The pseudo-queue of direct reply-to.
+const REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 fn unknown_tag(tag: u64) -> ChannelException {
     ChannelException::precondition_failed(format!("unknown delivery tag {tag}"))

@@ -87,6 +87,8 @@ pub struct Channel {
     last_queue: String,
     /// The exchange of the previous publish, so a stream of publishes skips the lookup.
     exchange_cache: Option<Arc<Exchange>>,
+    /// Name of this channel's direct reply-to queue, while it consumes `amq.rabbitmq.reply-to`.
+    reply_to: Option<String>,
     /// The queue of the previous publish to the default exchange, for the same reason.
     queue_cache: Option<Arc<Queue>>,
     route_scratch: RouteScratch,
@@ -110,6 +112,7 @@ impl Channel {
             last_queue: String::new(),
             exchange_cache: None,
             queue_cache: None,
+            reply_to: None,
             route_scratch: RouteScratch::default(),
             route_out: Vec::new(),
         }
@@ -296,6 +299,7 @@ impl Channel {
                 ctx.vhost.delete_queue(&c.queue);
             }
         }
+        self.reply_to = None;
         self.requeue_all(ctx);
         self.tx = None;
         self.content = ContentAssembler::default();
