@@ -17,6 +17,7 @@ pub mod node;
 pub mod protocol;
 pub mod queue;
 pub mod server;
+pub mod store;
 pub mod timer;
 pub mod vhost;
 
