@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod dead_letter;
+pub mod definitions;
 pub mod error;
 pub mod exchange;
 pub mod message;
@@ -34,10 +35,21 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let store = store::Store::open(&config.data_dir, store::StoreOptions::default())
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let durability = definitions::Durability::new(Arc::clone(&store));
     let (timers, timer_task) = timer::start(shutdown.clone());
     let timer_task = tokio::spawn(timer_task);
-    let node = Arc::new(node::Node::new(config, timers));
-    let result = server::serve(node, listener, shutdown).await;
+    let node = node::Node::new(config, timers, Some(durability));
+    let started = std::time::Instant::now();
+    node.restore()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    tracing::info!(elapsed = ?started.elapsed(), data_dir = %store.dir().display(), "definitions and messages recovered");
+    let result = server::serve(Arc::clone(&node), listener, shutdown).await;
     let _ = timer_task.await;
+    drop(node);
+    if let Err(e) = store.close() {
+        tracing::error!(error = %e, "store not closed cleanly");
+    }
     result
 }

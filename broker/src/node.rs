@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::RwLock;
 
 use crate::config::Config;
+use crate::definitions::{self, Durability};
+use crate::exchange::Destination;
 use crate::queue::ConnectionId;
 use crate::timer::Timers;
 use crate::vhost::Vhost;
@@ -29,11 +31,13 @@ pub struct Node {
     vhosts: RwLock<HashMap<String, Arc<Vhost>>>,
     users: RwLock<HashMap<String, User>>,
     next_connection: AtomicU64,
+    timers: Timers,
+    durability: Option<Arc<Durability>>,
 }
 
 impl Node {
     /// A node with the default user and vhost from `config`.
-    pub fn new(config: Config, timers: Timers) -> Self {
+    pub fn new(config: Config, timers: Timers, durability: Option<Arc<Durability>>) -> Arc<Self> {
         let vhost = config.default_vhost.clone();
         let user = User {
             name: config.default_user.clone(),
@@ -41,17 +45,108 @@ impl Node {
             tags: vec!["administrator".into()],
             vhosts: vec![vhost.clone()],
         };
-        let node = Self {
+        let node = Arc::new(Self {
             config,
             vhosts: RwLock::default(),
             users: RwLock::default(),
             next_connection: AtomicU64::new(1),
-        };
-        node.vhosts
-            .write()
-            .insert(vhost.clone(), Vhost::new(&vhost, timers));
+            timers,
+            durability,
+        });
+        if let Some(d) = &node.durability {
+            d.attach(Arc::downgrade(&node));
+        }
+        node.add_vhost(&vhost);
         node.users.write().insert(user.name.clone(), user);
         node
+    }
+
+    /// Creates a vhost (or returns the existing one).
+    pub fn add_vhost(&self, name: &str) -> Arc<Vhost> {
+        let mut vhosts = self.vhosts.write();
+        Arc::clone(
+            vhosts
+                .entry(name.to_owned())
+                .or_insert_with(|| Vhost::new(name, self.timers.clone(), self.durability.clone())),
+        )
+    }
+
+    /// Restores durable definitions and queue logs from the store (at start). Logs of queues
+    /// that are no longer defined are deleted.
+    pub fn restore(&self) -> Result<(), crate::store::StoreError> {
+        let Some(durability) = &self.durability else {
+            return Ok(());
+        };
+        let store = &durability.store;
+        let Some(json) = store.load_definitions()? else {
+            return Ok(());
+        };
+        let defs: definitions::Definitions = match serde_json::from_slice(&json) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "definitions file unreadable; starting without it");
+                return Ok(());
+            }
+        };
+        for v in &defs.vhosts {
+            self.add_vhost(&v.name);
+        }
+        for e in &defs.exchanges {
+            let vhost = self.add_vhost(&e.vhost);
+            if let Err(err) = vhost.declare_exchange(crate::vhost::ExchangeDeclare {
+                name: e.name.clone(),
+                kind: e.kind.clone(),
+                durable: true,
+                auto_delete: e.auto_delete,
+                internal: e.internal,
+                arguments: definitions::json_to_table(&e.arguments),
+            }) {
+                tracing::warn!(exchange = %e.name, error = ?err, "exchange not restored");
+            }
+        }
+        let mut restored = Vec::new();
+        for q in &defs.queues {
+            let vhost = self.add_vhost(&q.vhost);
+            match vhost.restore_queue(
+                &q.name,
+                q.auto_delete,
+                definitions::json_to_table(&q.arguments),
+            ) {
+                Ok(queue) => {
+                    tracing::info!(queue = %q.name, vhost = %q.vhost, messages = queue.message_count(), "queue recovered");
+                    restored.push((q.vhost.clone(), q.name.clone()));
+                }
+                Err(err) => tracing::warn!(queue = %q.name, error = %err, "queue not restored"),
+            }
+        }
+        for b in &defs.bindings {
+            let Some(vhost) = self.vhost(&b.vhost) else {
+                continue;
+            };
+            let Some(source) = vhost.exchange(&b.source) else {
+                continue;
+            };
+            let destination = if b.destination_type == "exchange" {
+                vhost.exchange(&b.destination).map(Destination::Exchange)
+            } else {
+                vhost.queue(&b.destination).map(Destination::Queue)
+            };
+            if let Some(d) = destination {
+                source.bind(d, &b.routing_key, definitions::json_to_table(&b.arguments));
+            }
+        }
+        for (vhost, queue) in store.queue_logs()? {
+            if !restored.iter().any(|(v, q)| *v == vhost && *q == queue) {
+                tracing::info!(%queue, %vhost, "deleting the log of a queue that no longer exists");
+                store.delete_queue(&vhost, &queue)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The message store, if the node has one.
+    pub fn store(&self) -> Option<&Arc<crate::store::Store>> {
+        self.durability.as_ref().map(|d| &d.store)
     }
 
     /// A vhost by name.

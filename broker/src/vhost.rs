@@ -8,6 +8,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::RwLock;
 
 use crate::dead_letter;
+use crate::definitions::Durability;
 use crate::error::{AmqpException, ChannelException, ConnectionException};
 use crate::exchange::{Destination, Exchange, ExchangeKind, RouteScratch};
 use crate::message::Message;
@@ -46,17 +47,20 @@ pub struct Vhost {
     queues: RwLock<HashMap<String, Arc<Queue>>>,
     timers: Timers,
     me: Weak<Vhost>,
+    /// Where durable definitions and queue logs go (absent for a broker without a store).
+    durability: Option<Arc<Durability>>,
 }
 
 impl Vhost {
     /// A vhost with RabbitMQ's predeclared exchanges.
-    pub fn new(name: &str, timers: Timers) -> Arc<Self> {
+    pub fn new(name: &str, timers: Timers, durability: Option<Arc<Durability>>) -> Arc<Self> {
         let v = Arc::new_cyclic(|me| Self {
             name: name.to_owned(),
             exchanges: RwLock::default(),
             queues: RwLock::default(),
             timers,
             me: me.clone(),
+            durability,
         });
         {
             let mut ex = v.exchanges.write();
@@ -160,6 +164,8 @@ impl Vhost {
             d.arguments,
         ));
         map.insert(d.name, Arc::clone(&ex));
+        drop(map);
+        self.changed(ex.durable);
         Ok(ex)
     }
 
@@ -184,6 +190,7 @@ impl Vhost {
         self.exchanges.write().remove(name);
         ex.mark_deleted();
         self.unbind_everywhere(&as_destination);
+        self.changed(ex.durable);
         Ok(())
     }
 
@@ -236,6 +243,8 @@ impl Vhost {
         }
         let q = self.new_queue(d, owner)?;
         map.insert(q.name.clone(), Arc::clone(&q));
+        drop(map);
+        self.changed(is_persisted(&q));
         Ok((q, true))
     }
 
@@ -271,12 +280,31 @@ impl Vhost {
             arguments: d.arguments,
             args,
         };
+        let log = match (
+            &self.durability,
+            settings.durable && settings.exclusive_owner.is_none(),
+        ) {
+            (Some(durability), true) => Some(
+                durability
+                    .store
+                    .open_queue(&self.name, &d.name)
+                    .map_err(|e| {
+                        tracing::error!(queue = %d.name, error = %e, "cannot open the queue log");
+                        ChannelException::precondition_failed(format!(
+                            "cannot store queue '{}': {e}",
+                            d.name
+                        ))
+                    })?,
+            ),
+            _ => None,
+        };
         Ok(Queue::new(
             d.name,
             self.name.clone(),
             settings,
             Weak::clone(&self.me),
             self.timers.clone(),
+            log,
         ))
     }
 
@@ -288,6 +316,7 @@ impl Vhost {
     ) -> Result<(Arc<Queue>, bool), ChannelException> {
         let q = self.new_queue(d, owner)?;
         self.queues.write().insert(q.name.clone(), Arc::clone(&q));
+        self.changed(is_persisted(&q));
         Ok((q, true))
     }
 
@@ -330,16 +359,22 @@ impl Vhost {
         }
     }
 
-    /// Appends `message` to each target queue; returns whether any queue refused it
-    /// (`x-overflow = reject-publish`). Dead letters this causes are routed before returning.
-    pub fn enqueue(&self, targets: &[Arc<Queue>], message: &Arc<Message>) -> bool {
+    /// Appends `message` to each target queue. Returns whether any queue refused it
+    /// (`x-overflow = reject-publish`, or a failed store) and whether any wrote it to its log
+    /// (its confirm then waits for the fsync). Dead letters this causes are routed before
+    /// returning.
+    pub fn enqueue(&self, targets: &[Arc<Queue>], message: &Arc<Message>) -> (bool, bool) {
         let mut dead = Vec::new();
-        let mut rejected = false;
+        let (mut rejected, mut persisted) = (false, false);
         for q in targets {
-            rejected |= q.publish(Arc::clone(message), &mut dead) == PublishOutcome::Rejected;
+            match q.publish(Arc::clone(message), &mut dead) {
+                PublishOutcome::Rejected => rejected = true,
+                PublishOutcome::Persisted => persisted = true,
+                PublishOutcome::Enqueued => {}
+            }
         }
         self.route_dead_letters(dead);
-        rejected
+        (rejected, persisted)
     }
 
     /// Republishes dead letters to their dead-letter exchanges. Dead letters those publishes
@@ -377,6 +412,62 @@ impl Vhost {
             }
             work.extend(more.drain(..));
         }
+    }
+
+    /// Adds a binding, saving definitions when it joins durable objects.
+    pub fn bind(
+        &self,
+        source: &Arc<Exchange>,
+        destination: Destination,
+        routing_key: &str,
+        arguments: FieldTable,
+    ) {
+        let durable = source.durable && destination_durable(&destination);
+        if source.bind(destination, routing_key, arguments) {
+            self.changed(durable);
+        }
+    }
+
+    /// Removes a binding (auto-delete exchanges left without bindings go too).
+    pub fn unbind(
+        &self,
+        source: &Arc<Exchange>,
+        destination: &Destination,
+        routing_key: &str,
+        arguments: &FieldTable,
+    ) {
+        if source.unbind(destination, routing_key, arguments) {
+            self.changed(source.durable && destination_durable(destination));
+            self.maybe_auto_delete_exchange(source);
+        }
+    }
+
+    /// Saves definitions if a durable object changed.
+    fn changed(&self, durable: bool) {
+        if durable && let Some(d) = &self.durability {
+            d.save();
+        }
+    }
+
+    /// Recreates a durable queue from saved definitions, with its logged messages.
+    pub fn restore_queue(
+        &self,
+        name: &str,
+        auto_delete: bool,
+        arguments: FieldTable,
+    ) -> Result<Arc<Queue>, ChannelException> {
+        let q = self.new_queue(
+            QueueDeclare {
+                name: name.to_owned(),
+                durable: true,
+                exclusive: false,
+                auto_delete,
+                arguments,
+            },
+            0,
+        )?;
+        self.queues.write().insert(q.name.clone(), Arc::clone(&q));
+        Ok(q)
     }
 
     /// 405 unless `connection` may use `queue` (exclusive queues belong to one connection).
@@ -419,6 +510,7 @@ impl Vhost {
             });
         }
         self.unbind_everywhere(&Destination::Queue(Arc::clone(queue)));
+        self.changed(is_persisted(queue));
         count
     }
 
@@ -434,6 +526,18 @@ impl Vhost {
         for q in owned {
             self.delete_queue(&q);
         }
+    }
+}
+
+/// Whether a queue's definition and messages are kept on disk.
+fn is_persisted(q: &Queue) -> bool {
+    q.settings.durable && q.settings.exclusive_owner.is_none()
+}
+
+fn destination_durable(d: &Destination) -> bool {
+    match d {
+        Destination::Queue(q) => is_persisted(q),
+        Destination::Exchange(e) => e.durable,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Channel, ChannelConsumer, Ctx, Unacked, requeue};
+use super::{Channel, ChannelConsumer, Ctx, Outcome, Unacked, requeue};
 use crate::dead_letter::header_strings;
 use crate::error::{AmqpException, ChannelException, ConnectionException, NO_ROUTE};
 use crate::message::Message;
@@ -276,12 +276,21 @@ impl Channel {
             ctx.out
                 .content(self.id, &message.raw_properties, &message.body);
         }
-        let rejected = ctx.vhost.enqueue(&targets, &message);
+        let (rejected, persisted) = ctx.vhost.enqueue(&targets, &message);
         targets.clear();
         self.route_out = targets;
         if let Some(c) = &mut self.confirms {
             c.published += 1;
-            c.unsent.push_back(!rejected);
+            let outcome = if rejected {
+                Outcome::Nack
+            } else if persisted {
+                // Confirmed once the fsync requested at the end of this turn completes.
+                ctx.sync.wanted = true;
+                Outcome::Synced(ctx.sync.generation)
+            } else {
+                Outcome::Ack
+            };
+            c.unsent.push_back(outcome);
         }
         Ok(())
     }
@@ -332,9 +341,17 @@ impl Channel {
                 );
             }
             Some((entry, remaining)) => {
+                let Some(msg) = queue.materialize(&entry) else {
+                    // Unreadable in the log (logged): settle it and report the queue empty.
+                    queue.ack(std::slice::from_ref(&entry));
+                    ctx.out.method(
+                        self.id,
+                        &AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})),
+                    );
+                    return Ok(());
+                };
                 let tag = self.next_delivery_tag;
                 self.next_delivery_tag += 1;
-                let msg = &entry.message;
                 ctx.out.get_ok(
                     self.id,
                     tag,
@@ -343,7 +360,12 @@ impl Channel {
                     msg.routing_key.as_str(),
                     remaining,
                 );
-                ctx.out.content(self.id, &msg.raw_properties, &msg.body);
+                let props = super::wire_properties(&queue, &entry, &msg, true);
+                ctx.out.content(
+                    self.id,
+                    props.as_deref().unwrap_or(&msg.raw_properties),
+                    &msg.body,
+                );
                 if !m.no_ack {
                     self.unacked.push_back(Unacked {
                         tag,
@@ -472,27 +494,29 @@ impl Channel {
 
 /// Drops acked (or rejected, not requeued) deliveries and returns their credit.
 fn settle(items: Vec<Unacked>) {
+    for (q, entries) in by_queue(items) {
+        q.ack(&entries);
+    }
+}
+
+/// Returns the deliveries' credit and groups their entries by queue, in order.
+fn by_queue(items: Vec<Unacked>) -> Vec<(Arc<crate::queue::Queue>, Vec<crate::queue::Entry>)> {
+    let mut grouped: Vec<(Arc<crate::queue::Queue>, Vec<crate::queue::Entry>)> = Vec::new();
     for u in items {
         if let Some(c) = &u.credit {
             c.on_settled(1);
         }
-        u.queue.settle(1);
+        match grouped.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+            Some((_, v)) => v.push(u.entry),
+            None => grouped.push((u.queue, vec![u.entry])),
+        }
     }
+    grouped
 }
 
 /// Drops deliveries rejected without requeue; their queues dead-letter them (`rejected`).
 fn reject(items: Vec<Unacked>) {
-    let mut by_queue: Vec<(Arc<crate::queue::Queue>, Vec<crate::queue::Entry>)> = Vec::new();
-    for u in items {
-        if let Some(c) = &u.credit {
-            c.on_settled(1);
-        }
-        match by_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
-            Some((_, v)) => v.push(u.entry),
-            None => by_queue.push((u.queue, vec![u.entry])),
-        }
-    }
-    for (q, entries) in by_queue {
+    for (q, entries) in by_queue(items) {
         q.reject(entries);
     }
 }

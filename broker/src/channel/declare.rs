@@ -68,7 +68,8 @@ impl Channel {
         }
         let destination = ctx.vhost.existing_exchange(m.destination.as_str())?;
         let source = ctx.vhost.existing_exchange(m.source.as_str())?;
-        source.bind(
+        ctx.vhost.bind(
+            &source,
             Destination::Exchange(destination),
             m.routing_key.as_str(),
             m.arguments,
@@ -92,13 +93,12 @@ impl Channel {
         }
         let destination = ctx.vhost.existing_exchange(m.destination.as_str())?;
         let source = ctx.vhost.existing_exchange(m.source.as_str())?;
-        if source.unbind(
+        ctx.vhost.unbind(
+            &source,
             &Destination::Exchange(destination),
             m.routing_key.as_str(),
             &m.arguments,
-        ) {
-            ctx.vhost.maybe_auto_delete_exchange(&source);
-        }
+        );
         if !m.nowait {
             ctx.out.method(
                 self.id,
@@ -170,7 +170,8 @@ impl Channel {
         } else {
             m.routing_key.as_str().to_owned()
         };
-        ex.bind(Destination::Queue(Arc::clone(&q)), &key, m.arguments);
+        ctx.vhost
+            .bind(&ex, Destination::Queue(Arc::clone(&q)), &key, m.arguments);
         if !m.nowait {
             ctx.out.method(
                 self.id,
@@ -192,9 +193,12 @@ impl Channel {
         let q = ctx.vhost.existing_queue(&name)?;
         ctx.vhost.check_exclusive_access(&q, ctx.connection)?;
         let ex = ctx.vhost.existing_exchange(m.exchange.as_str())?;
-        if ex.unbind(&Destination::Queue(q), m.routing_key.as_str(), &m.arguments) {
-            ctx.vhost.maybe_auto_delete_exchange(&ex);
-        }
+        ctx.vhost.unbind(
+            &ex,
+            &Destination::Queue(q),
+            m.routing_key.as_str(),
+            &m.arguments,
+        );
         ctx.out.method(
             self.id,
             &AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})),

@@ -14,10 +14,12 @@ use bytes::Bytes;
 
 use crate::error::{AmqpException, ConnectionException};
 use crate::exchange::{Exchange, RouteScratch};
+use crate::message::Message;
 use crate::node::Node;
-use crate::protocol::{AMQPClass, ContentAssembler, Outbox, channel};
+use crate::protocol::{AMQPClass, AMQPValue, ContentAssembler, Outbox, channel, encode_properties};
 use crate::queue::{
     CancelOutcome, ChannelCredit, ConnSender, ConnectionId, ConsumerCredit, Delivery, Entry, Queue,
+    QueueType,
 };
 use crate::vhost::Vhost;
 
@@ -34,6 +36,26 @@ pub struct Ctx<'a> {
     pub out: &'a mut Outbox,
     /// Queues to wake (dispatch) once the current batch of frames is handled.
     pub kick: &'a mut Vec<Arc<Queue>>,
+    /// Whether this turn wrote persistent messages whose confirms wait for an fsync.
+    pub sync: &'a mut SyncRequest,
+}
+
+/// The store fsync a connection asks for at the end of a turn (group commit).
+#[derive(Debug)]
+pub struct SyncRequest {
+    /// Set when a confirm waits for the next fsync.
+    pub wanted: bool,
+    /// Number of the next request; confirms waiting for it carry this number.
+    pub generation: u64,
+}
+
+/// How a publish on a confirm channel is to be confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ack,
+    Nack,
+    /// Acked once the store's fsync number `n` (or a later one) completes.
+    Synced(u64),
 }
 
 /// Where the channel is in its life.
@@ -65,9 +87,8 @@ struct ChannelConsumer {
 struct Confirms {
     /// Sequence number of the last publish.
     published: u64,
-    /// Outcomes not yet sent, in sequence order starting at `published - len + 1`
-    /// (`true` = ack, `false` = nack).
-    unsent: VecDeque<bool>,
+    /// Outcomes not yet sent, in sequence order starting at `published - len + 1`.
+    unsent: VecDeque<Outcome>,
 }
 
 /// One channel.
@@ -219,9 +240,18 @@ impl Channel {
             ctx.kick.push(d.queue);
             return;
         }
+        let Some(m) = d.queue.materialize(&d.entry) else {
+            // Unreadable in the log (logged): it cannot be delivered, so it is settled.
+            d.credit.on_sent();
+            if !d.no_ack {
+                d.credit.on_settled(1);
+                d.queue.ack(std::slice::from_ref(&d.entry));
+            }
+            ctx.kick.push(d.queue);
+            return;
+        };
         let tag = self.next_delivery_tag;
         self.next_delivery_tag += 1;
-        let m = &d.entry.message;
         ctx.out.deliver(
             self.id,
             &d.consumer_tag,
@@ -230,7 +260,12 @@ impl Channel {
             m.exchange.as_str(),
             m.routing_key.as_str(),
         );
-        ctx.out.content(self.id, &m.raw_properties, &m.body);
+        let props = wire_properties(&d.queue, &d.entry, &m, false);
+        ctx.out.content(
+            self.id,
+            props.as_deref().unwrap_or(&m.raw_properties),
+            &m.body,
+        );
         if d.credit.on_sent() {
             ctx.kick.push(Arc::clone(&d.queue));
         }
@@ -262,10 +297,15 @@ impl Channel {
     pub fn flush_confirms(&mut self, out: &mut Outbox) {
         use crate::protocol::basic as b;
         let Some(c) = &mut self.confirms else { return };
-        // One cumulative ack or nack per run of equal outcomes.
+        // One cumulative ack or nack per run of equal outcomes, up to the first that waits.
         let mut tag = c.published - c.unsent.len() as u64;
-        while let Some(&ack) = c.unsent.front() {
-            let run = c.unsent.iter().take_while(|o| **o == ack).count();
+        while let Some(&first) = c.unsent.front() {
+            let ack = match first {
+                Outcome::Ack => true,
+                Outcome::Nack => false,
+                Outcome::Synced(_) => break,
+            };
+            let run = c.unsent.iter().take_while(|o| **o == first).count();
             c.unsent.drain(..run);
             tag += run as u64;
             let multiple = run > 1;
@@ -282,6 +322,20 @@ impl Channel {
                 })
             };
             out.method(self.id, &AMQPClass::Basic(method));
+        }
+    }
+
+    /// The store's fsync number `generation` completed (or failed): confirms waiting for it
+    /// become acks (or nacks).
+    pub fn on_synced(&mut self, generation: u64, ok: bool) {
+        if let Some(c) = &mut self.confirms {
+            for o in c.unsent.iter_mut() {
+                if let Outcome::Synced(g) = *o
+                    && g <= generation
+                {
+                    *o = if ok { Outcome::Ack } else { Outcome::Nack };
+                }
+            }
         }
     }
 
@@ -331,6 +385,34 @@ impl Channel {
             })),
         );
     }
+}
+
+/// The properties to send with a delivery: as published, except that queues counting
+/// deliveries (quorum queues, and any queue with `x-delivery-limit`) add `x-delivery-count`
+/// (earlier returns; on `basic.get` from the first delivery on, on consumers from the first
+/// redelivery on, as RabbitMQ's quorum queues do).
+pub(crate) fn wire_properties(
+    queue: &Queue,
+    entry: &Entry,
+    m: &Message,
+    from_get: bool,
+) -> Option<Vec<u8>> {
+    let args = &queue.settings.args;
+    if args.queue_type != QueueType::Quorum && args.delivery_limit.is_none() {
+        return None;
+    }
+    let count = entry.deliveries.saturating_sub(1);
+    if count == 0 && !from_get {
+        return None;
+    }
+    let mut headers = m.properties.headers().clone().unwrap_or_default();
+    headers.insert(
+        "x-delivery-count".into(),
+        AMQPValue::LongLongInt(i64::from(count)),
+    );
+    Some(encode_properties(
+        &m.properties.clone().with_headers(headers),
+    ))
 }
 
 /// Settles deliveries by putting them back in their queues, grouped per queue, in order.

@@ -19,7 +19,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::channel::{Channel, Ctx, Lifecycle};
+use crate::channel::{Channel, Ctx, Lifecycle, SyncRequest};
 use crate::error::{AmqpException, ConnectionException, REPLY_SUCCESS};
 use crate::node::Node;
 use crate::protocol::{
@@ -78,6 +78,10 @@ pub async fn serve(stream: TcpStream, node: Arc<Node>, shutdown: CancellationTok
         sender,
         kick: Vec::new(),
         touched: Vec::new(),
+        sync: SyncRequest {
+            wanted: false,
+            generation: 1,
+        },
         state: State::Running,
     };
     io.out.set_frame_max(opened.frame_max);
@@ -354,6 +358,8 @@ struct Session {
     kick: Vec<Arc<Queue>>,
     /// Channels that handled frames this turn (their confirms are flushed after it).
     touched: Vec<u16>,
+    /// The fsync this connection asks the store for at the end of the turn.
+    sync: SyncRequest,
     state: State,
 }
 
@@ -656,18 +662,10 @@ impl Session {
         id: u16,
         f: impl FnOnce(&mut Channel, &mut Ctx<'_>) -> Result<(), AmqpException>,
     ) -> Result<(), ConnectionException> {
-        let Session {
-            channels,
-            node,
-            vhost,
-            id: conn,
-            user,
-            sender,
-            kick,
-            touched,
-            ..
-        } = self;
-        let Some(ch) = channels.get_mut(&id) else {
+        if !self.touched.contains(&id) {
+            self.touched.push(id);
+        }
+        let Some(ch) = self.channels.get_mut(&id) else {
             return Err(ConnectionException::channel_error(
                 "expected 'channel.open'",
             ));
@@ -675,18 +673,7 @@ impl Session {
         if ch.lifecycle == Lifecycle::Closing {
             return Ok(());
         }
-        let mut ctx = Ctx {
-            node,
-            vhost,
-            connection: *conn,
-            user,
-            sender,
-            out,
-            kick,
-        };
-        if !touched.contains(&id) {
-            touched.push(id);
-        }
+        let mut ctx = ctx!(self, out);
         match f(ch, &mut ctx) {
             Ok(()) => Ok(()),
             Err(AmqpException::Channel(e)) => {
@@ -702,26 +689,8 @@ impl Session {
     fn on_inbox(&mut self, out: &mut Outbox, msg: ConnMsg) {
         match msg {
             ConnMsg::Deliver(d) => {
-                let Session {
-                    channels,
-                    node,
-                    vhost,
-                    id: conn,
-                    user,
-                    sender,
-                    kick,
-                    ..
-                } = self;
-                let mut ctx = Ctx {
-                    node,
-                    vhost,
-                    connection: *conn,
-                    user,
-                    sender,
-                    out,
-                    kick,
-                };
-                match channels.get_mut(&d.channel) {
+                let mut ctx = ctx!(self, out);
+                match self.channels.get_mut(&d.channel) {
                     Some(ch) => ch.on_delivery(&mut ctx, d),
                     None => {
                         d.credit.release_unsent(d.no_ack);
@@ -734,27 +703,17 @@ impl Session {
                 channel,
                 consumer_tag,
             } => {
-                let Session {
-                    channels,
-                    node,
-                    vhost,
-                    id: conn,
-                    user,
-                    sender,
-                    kick,
-                    ..
-                } = self;
-                let mut ctx = Ctx {
-                    node,
-                    vhost,
-                    connection: *conn,
-                    user,
-                    sender,
-                    out,
-                    kick,
-                };
-                if let Some(ch) = channels.get_mut(&channel) {
+                let mut ctx = ctx!(self, out);
+                if let Some(ch) = self.channels.get_mut(&channel) {
                     ch.on_consumer_cancelled(&mut ctx, &consumer_tag);
+                }
+            }
+            ConnMsg::Synced { generation, ok } => {
+                for (id, ch) in &mut self.channels {
+                    ch.on_synced(generation, ok);
+                    if !self.touched.contains(id) {
+                        self.touched.push(*id);
+                    }
                 }
             }
         }
@@ -763,6 +722,29 @@ impl Session {
     /// Work deferred to the end of a turn: wake queues whose consumers got credit back and
     /// send publisher confirms (one cumulative ack per channel).
     fn after_turn(&mut self, out: &mut Outbox) {
+        if self.sync.wanted {
+            self.sync.wanted = false;
+            let generation = self.sync.generation;
+            self.sync.generation += 1;
+            let sender = self.sender.clone();
+            match self.node.store() {
+                Some(store) => store.request_sync(Box::new(move |result| {
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, "fsync failed: publishers get basic.nack");
+                    }
+                    let _ = sender.send(ConnMsg::Synced {
+                        generation,
+                        ok: result.is_ok(),
+                    });
+                })),
+                None => {
+                    let _ = sender.send(ConnMsg::Synced {
+                        generation,
+                        ok: true,
+                    });
+                }
+            }
+        }
         for id in self.touched.drain(..) {
             if let Some(ch) = self.channels.get_mut(&id) {
                 ch.flush_confirms(out);
@@ -824,6 +806,7 @@ macro_rules! ctx {
             sender: &$s.sender,
             out: $out,
             kick: &mut $s.kick,
+            sync: &mut $s.sync,
         }
     };
 }

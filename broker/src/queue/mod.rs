@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use crate::clock;
 use crate::message::Message;
 use crate::protocol::FieldTable;
+use crate::store::{Location, LogReader, MessageRef, QueueLog, Recovered};
 use crate::timer::Timers;
 use crate::vhost::Vhost;
 pub use args::{Overflow, QueueArgs, QueueType};
@@ -41,6 +42,9 @@ pub enum ConnMsg {
         channel: u16,
         consumer_tag: Arc<str>,
     },
+    /// The store's fsync number `generation` asked by this connection completed (`ok`) or
+    /// failed: send the confirms waiting for it.
+    Synced { generation: u64, ok: bool },
 }
 
 /// A handle to a connection task.
@@ -57,18 +61,31 @@ pub struct Delivery {
     pub no_ack: bool,
 }
 
-/// A message in a queue.
+/// A message in a queue: the index entry, with the message itself while it is in memory.
 #[derive(Clone, Debug)]
 pub struct Entry {
-    /// Position in the queue's publish order; requeued messages go back in this order.
+    /// Position in the queue's publish order; requeued messages go back in this order. Also
+    /// the message's id in the queue log.
     pub seq: u64,
-    pub message: Arc<Message>,
+    /// The message, unless it was paged out (or recovered) and lives only in the log.
+    pub message: Option<Arc<Message>>,
+    /// Where the message is in the queue log, for persistent messages in durable queues.
+    pub location: Option<Location>,
     /// Deadline on [`clock::monotonic_ms`] (0 = never).
     pub expires_at: u64,
+    /// Body size (for `x-max-length-bytes` and accounting without the message).
+    pub size: u32,
     /// Times this message was delivered from this queue (for `x-delivery-limit`).
-    pub deliveries: u32,
+    pub deliveries: u16,
+    /// Message priority (for priority queues).
+    pub priority: u8,
     pub redelivered: bool,
 }
+
+/// In-memory persistent messages a queue keeps ahead of its consumers; past this depth, new
+/// persistent messages live only in the log (read back on delivery), so memory does not grow
+/// with queue depth.
+const PAGE_OUT_AFTER: usize = 4096;
 
 /// Why a message leaves a queue for its dead-letter exchange.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +154,8 @@ pub struct Queue {
     owner: Weak<Vhost>,
     timers: Timers,
     me: Weak<Queue>,
+    /// Reads paged-out messages back from the log without the queue lock.
+    reader: Option<LogReader>,
 }
 
 #[derive(Debug)]
@@ -151,6 +170,8 @@ struct QueueState {
     last_used: u64,
     /// Earliest wake-up already asked of the timer task (0 = none).
     timer_at: u64,
+    /// The queue log (durable queues only).
+    log: Option<QueueLog>,
 }
 
 /// Why a consume was refused.
@@ -173,6 +194,8 @@ pub enum CancelOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublishOutcome {
     Enqueued,
+    /// Enqueued and written to the queue log: its confirm waits for the next fsync.
+    Persisted,
     /// Refused by `x-overflow = reject-publish(-dlx)`: the publisher gets `basic.nack`.
     Rejected,
 }
@@ -185,26 +208,51 @@ impl Queue {
         settings: QueueSettings,
         owner: Weak<Vhost>,
         timers: Timers,
+        log: Option<(QueueLog, Vec<Recovered>)>,
     ) -> Arc<Self> {
         let max_priority = settings.args.max_priority.unwrap_or(0);
+        let mut ready = Ready::new(max_priority);
+        let mut next_seq = 0;
+        let (log, reader) = match log {
+            Some((log, recovered)) => {
+                next_seq = log.next_seq();
+                for r in recovered {
+                    ready.push_back(Entry {
+                        seq: r.seq,
+                        message: None,
+                        location: Some(r.location),
+                        expires_at: 0,
+                        size: r.location.len,
+                        deliveries: u16::from(r.delivered),
+                        priority: 0,
+                        redelivered: r.delivered,
+                    });
+                }
+                let reader = log.reader();
+                (Some(log), Some(reader))
+            }
+            None => (None, None),
+        };
         let q = Arc::new_cyclic(|me| Self {
             name,
             vhost,
             settings,
             state: Mutex::new(QueueState {
-                ready: Ready::new(max_priority),
+                ready,
                 consumers: Vec::new(),
                 next_consumer: 0,
-                next_seq: 0,
+                next_seq,
                 ever_consumed: false,
                 last_used: clock::monotonic_ms(),
                 timer_at: 0,
+                log,
             }),
             deleted: AtomicBool::new(false),
             unacked: AtomicU64::new(0),
             owner,
             timers,
             me: me.clone(),
+            reader,
         });
         if let Some(expires) = q.settings.args.expires {
             q.timers
@@ -262,9 +310,33 @@ impl Queue {
         let seq = st.next_seq;
         st.next_seq += 1;
         let expires_at = self.expiry_of(&message, now);
+        let mut location = None;
+        if self.settings.durable && message.is_persistent() {
+            let Some(log) = st.log.as_mut() else {
+                return PublishOutcome::Rejected;
+            };
+            let stored = MessageRef {
+                exchange: message.exchange.as_str(),
+                routing_key: message.routing_key.as_str(),
+                raw_properties: &message.raw_properties,
+                body: &message.body,
+            };
+            match log.append(seq, stored) {
+                Ok(l) => location = Some(l),
+                Err(e) => {
+                    tracing::error!(queue = %self.name, error = %e, "message not stored; the publisher gets basic.nack");
+                    return PublishOutcome::Rejected;
+                }
+            }
+        }
+        let persisted = location.is_some();
+        let keep_in_memory = !persisted || st.ready.len() < PAGE_OUT_AFTER;
         st.ready.push_back(Entry {
             seq,
-            message,
+            size: u32::try_from(message.size()).unwrap_or(u32::MAX),
+            priority: message.properties.priority().unwrap_or(0),
+            message: keep_in_memory.then_some(message),
+            location,
             expires_at,
             deliveries: 0,
             redelivered: false,
@@ -274,14 +346,18 @@ impl Queue {
                 let Some(head) = st.ready.pop_front() else {
                     break;
                 };
-                self.dead_letter(DeathReason::MaxLen, head.message, dead);
+                self.drop_entry(&mut st, DeathReason::MaxLen, head, dead);
             }
         }
         self.dispatch_locked(&mut st, now, dead);
         // TTL 0: what no consumer took at once expires now.
         self.expire_locked(&mut st, now, dead);
         self.schedule_locked(&mut st);
-        PublishOutcome::Enqueued
+        if persisted {
+            PublishOutcome::Persisted
+        } else {
+            PublishOutcome::Enqueued
+        }
     }
 
     /// Whether adding `count` messages of `bytes` would exceed (or, with 0, exceeds) a limit.
@@ -314,7 +390,7 @@ impl Queue {
         st.ready
             .pop_expired(|e| e.expires_at != 0 && e.expires_at <= now, &mut expired);
         for e in expired {
-            self.dead_letter(DeathReason::Expired, e.message, dead);
+            self.drop_entry(st, DeathReason::Expired, e, dead);
         }
     }
 
@@ -337,6 +413,51 @@ impl Queue {
                 exchange: exchange.clone(),
                 routing_key: self.settings.args.dead_letter_routing_key.clone(),
             });
+        }
+    }
+
+    /// An entry leaves the queue for good for `reason`: dead-letter it (if the queue has a
+    /// dead-letter exchange) and forget it in the log.
+    fn drop_entry(
+        &self,
+        st: &mut QueueState,
+        reason: DeathReason,
+        entry: Entry,
+        dead: &mut Vec<DeadLetter>,
+    ) {
+        if self.settings.args.dead_letter_exchange.is_some()
+            && let Some(message) = self.materialize(&entry)
+        {
+            self.dead_letter(reason, message, dead);
+        }
+        forget(st, &entry);
+    }
+
+    /// The entry's message, read back from the log if it was paged out. `None` only if the
+    /// log cannot produce it (logged).
+    pub fn materialize(&self, entry: &Entry) -> Option<Arc<Message>> {
+        if let Some(m) = &entry.message {
+            return Some(Arc::clone(m));
+        }
+        let (reader, location) = (self.reader.as_ref()?, entry.location?);
+        match reader.read(location) {
+            Ok(stored) => match crate::protocol::decode_properties(&stored.raw_properties) {
+                Ok(properties) => Some(Arc::new(Message {
+                    exchange: stored.exchange.as_str().into(),
+                    routing_key: stored.routing_key.as_str().into(),
+                    raw_properties: stored.raw_properties,
+                    properties,
+                    body: stored.body,
+                })),
+                Err(e) => {
+                    tracing::error!(queue = %self.name, seq = entry.seq, error = %e, "stored properties unreadable; message dropped");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::error!(queue = %self.name, seq = entry.seq, error = %e, "stored message unreadable; message dropped");
+                None
+            }
         }
     }
 
@@ -413,11 +534,15 @@ impl Queue {
             let Some(mut entry) = st.ready.pop_front() else {
                 break;
             };
-            entry.deliveries += 1;
-            let c = &st.consumers[idx];
-            if !c.no_ack {
+            entry.deliveries = entry.deliveries.saturating_add(1);
+            let no_ack = st.consumers[idx].no_ack;
+            if no_ack {
+                forget(st, &entry);
+            } else {
                 self.unacked.fetch_add(1, Ordering::Relaxed);
+                mark_delivered(st, &entry);
             }
+            let c = &st.consumers[idx];
             let delivery = Delivery {
                 channel: c.channel,
                 consumer_tag: Arc::clone(&c.tag),
@@ -435,7 +560,9 @@ impl Queue {
                 }
                 d.credit.release_unsent(d.no_ack);
                 d.entry.deliveries -= 1;
-                st.ready.insert(d.entry);
+                if !d.no_ack {
+                    st.ready.insert(d.entry);
+                }
                 st.consumers.remove(idx);
             }
         }
@@ -450,9 +577,12 @@ impl Queue {
             st.last_used = now;
             self.expire_locked(&mut st, now, &mut dead);
             let got = st.ready.pop_front().map(|mut entry| {
-                entry.deliveries += 1;
-                if !no_ack {
+                entry.deliveries = entry.deliveries.saturating_add(1);
+                if no_ack {
+                    forget(&mut st, &entry);
+                } else {
                     self.unacked.fetch_add(1, Ordering::Relaxed);
+                    mark_delivered(&mut st, &entry);
                 }
                 (entry, u32::try_from(st.ready.len()).unwrap_or(u32::MAX))
             });
@@ -464,8 +594,15 @@ impl Queue {
     }
 
     /// Settles deliveries that were acked.
-    pub fn settle(&self, count: u64) {
-        self.unacked.fetch_sub(count, Ordering::Relaxed);
+    pub fn ack(&self, entries: &[Entry]) {
+        self.unacked
+            .fetch_sub(entries.len() as u64, Ordering::Relaxed);
+        if self.settings.durable {
+            let mut st = self.state.lock();
+            for e in entries {
+                forget(&mut st, e);
+            }
+        }
     }
 
     /// Settles deliveries rejected without requeue: they are dead-lettered (`rejected`).
@@ -473,8 +610,11 @@ impl Queue {
         self.unacked
             .fetch_sub(entries.len() as u64, Ordering::Relaxed);
         let mut dead = Vec::new();
-        for e in entries {
-            self.dead_letter(DeathReason::Rejected, e.message, &mut dead);
+        {
+            let mut st = self.state.lock();
+            for e in entries {
+                self.drop_entry(&mut st, DeathReason::Rejected, e, &mut dead);
+            }
         }
         self.route_dead(dead);
     }
@@ -495,7 +635,7 @@ impl Queue {
                     .delivery_limit
                     .is_some_and(|limit| u64::from(e.deliveries) > limit)
                 {
-                    self.dead_letter(DeathReason::DeliveryLimit, e.message, &mut dead);
+                    self.drop_entry(&mut st, DeathReason::DeliveryLimit, e, &mut dead);
                     continue;
                 }
                 e.redelivered = true;
@@ -518,7 +658,9 @@ impl Queue {
             self.unacked.fetch_sub(1, Ordering::Relaxed);
         }
         entry.deliveries = entry.deliveries.saturating_sub(1);
-        st.ready.insert(entry);
+        if counted_unacked {
+            st.ready.insert(entry);
+        }
     }
 
     /// Adds a consumer and starts delivering to it.
@@ -576,7 +718,11 @@ impl Queue {
     /// Drops every ready message; returns how many.
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
-        u32::try_from(st.ready.clear().len()).unwrap_or(u32::MAX)
+        let purged = st.ready.clear();
+        for e in &purged {
+            forget(&mut st, e);
+        }
+        u32::try_from(purged.len()).unwrap_or(u32::MAX)
     }
 
     /// Marks the queue deleted, drops its messages and returns its consumers (so their
@@ -585,7 +731,32 @@ impl Queue {
         self.deleted.store(true, Ordering::Release);
         let mut st = self.state.lock();
         let n = u32::try_from(st.ready.clear().len()).unwrap_or(u32::MAX);
+        if let Some(log) = st.log.take()
+            && let Err(e) = log.delete()
+        {
+            tracing::warn!(queue = %self.name, error = %e, "could not delete the queue log");
+        }
         (std::mem::take(&mut st.consumers), n)
+    }
+}
+
+/// Records in the log that a persistent entry left the queue (acked, dropped, purged).
+fn forget(st: &mut QueueState, entry: &Entry) {
+    if let (Some(log), Some(location)) = (st.log.as_mut(), entry.location)
+        && let Err(e) = log.ack(entry.seq, location)
+    {
+        tracing::debug!(error = %e, "ack not recorded in the queue log");
+    }
+}
+
+/// Records the first delivery of a persistent entry (it comes back redelivered after a crash).
+fn mark_delivered(st: &mut QueueState, entry: &Entry) {
+    if entry.deliveries == 1
+        && !entry.redelivered
+        && let (Some(log), Some(location)) = (st.log.as_mut(), entry.location)
+        && let Err(e) = log.delivered(entry.seq, location)
+    {
+        tracing::debug!(error = %e, "delivery not recorded in the queue log");
     }
 }
 

@@ -37,7 +37,7 @@ impl Ready {
     }
 
     fn level(&self, entry: &Entry) -> usize {
-        let p = entry.message.properties.priority().unwrap_or(0) as usize;
+        let p = entry.priority as usize;
         p.min(self.levels.len() - 1)
     }
 
@@ -102,11 +102,11 @@ impl Ready {
 
     fn account_in(&mut self, e: &Entry) {
         self.len += 1;
-        self.bytes += e.message.size() as u64;
+        self.bytes += u64::from(e.size);
     }
 
     fn account_out(&mut self, e: &Entry) {
         self.len -= 1;
-        self.bytes -= e.message.size() as u64;
+        self.bytes -= u64::from(e.size);
     }
 }

@@ -258,6 +258,23 @@ impl QueueLog {
     }
 }
 
+impl std::fmt::Debug for QueueLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueLog")
+            .field("vhost", &self.names.0)
+            .field("queue", &self.names.1)
+            .field("segments", &self.segments.len())
+            .field("next_seq", &self.next_seq)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for LogReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogReader")
+    }
+}
+
 impl Drop for QueueLog {
     fn drop(&mut self) {
         // The next owner replays the files: they must hold everything appended so far.

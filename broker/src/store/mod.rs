@@ -364,6 +364,12 @@ impl Store {
     }
 }
 
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dir", &self.dir()).finish()
+    }
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
         let running = self.syncer.lock().is_some();

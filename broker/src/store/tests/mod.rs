@@ -278,9 +278,7 @@ fn large_messages_round_trip_and_get_their_own_segment() {
 fn a_second_store_on_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), StoreOptions::default()).expect("open");
-    let err = Store::open(dir.path(), StoreOptions::default())
-        .err()
-        .expect("locked");
+    let err = Store::open(dir.path(), StoreOptions::default()).expect_err("locked");
     assert!(matches!(err, StoreError::Locked(_)), "{err}");
     assert!(err.to_string().contains("used by another broker"), "{err}");
     drop(store);
