@@ -64,6 +64,9 @@ pub fn republish(dl: &DeadLetter) -> (Arc<Message>, Vec<String>) {
         }
         None => info,
     };
+    // RabbitMQ 3.10 puts the new (or updated) entry first and the others after it in
+    // reverse of their previous order; we reproduce that so headers compare equal.
+    deaths.reverse();
     deaths.insert(0, AMQPValue::FieldTable(entry));
     headers.insert(
         "x-death".into(),

@@ -314,6 +314,11 @@ impl Vhost {
         d: QueueDeclare,
         owner: ConnectionId,
     ) -> Result<(Arc<Queue>, bool), ChannelException> {
+        if QueueArgs::parse(&d.arguments, &d.name, &self.name)?.queue_type == QueueType::Quorum {
+            return Err(ChannelException::precondition_failed(
+                "Cannot declare a server-named queue for type rabbit_quorum_queue",
+            ));
+        }
         let q = self.new_queue(d, owner)?;
         self.queues.write().insert(q.name.clone(), Arc::clone(&q));
         self.changed(is_persisted(&q));

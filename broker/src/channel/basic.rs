@@ -62,7 +62,10 @@ impl Channel {
                 Some(p) => p,
                 None => {
                     return Err(ChannelException::precondition_failed(format!(
-                        "invalid arg 'x-priority' for consumer '{tag}': {v:?} is not an integer"
+                        "invalid arg 'x-priority' for queue '{}' in vhost '{}': \"expected integer, got {}\"",
+                        queue.name,
+                        queue.vhost,
+                        crate::queue::args::type_name(v)
                     ))
                     .into());
                 }
@@ -152,6 +155,23 @@ impl Channel {
         ctx: &mut Ctx<'_>,
         m: Assembled,
     ) -> Result<(), AmqpException> {
+        if let Some(e) = m.properties.expiration() {
+            crate::queue::args::parse_expiration(e.as_str()).map_err(|e| e.caused_by((60, 40)))?;
+        }
+        if let Some(h) = m.properties.headers() {
+            for key in ["CC", "BCC"] {
+                if let Some(v) = h.inner().get(key)
+                    && !matches!(v, crate::protocol::AMQPValue::FieldArray(_))
+                {
+                    return Err(ChannelException::precondition_failed(format!(
+                        "invalid message: {{unacceptable_type_in_header,\"{key}\",{}}}",
+                        crate::queue::args::type_name(v)
+                    ))
+                    .caused_by((60, 40))
+                    .into());
+                }
+            }
+        }
         if let Some(user_id) = m.properties.user_id()
             && user_id.as_str() != ctx.user
         {

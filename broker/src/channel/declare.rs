@@ -113,6 +113,20 @@ impl Channel {
         ctx: &mut Ctx<'_>,
         m: queue::Declare,
     ) -> Result<(), AmqpException> {
+        if m.queue.as_str() == "amq.rabbitmq.reply-to" {
+            // The direct reply-to pseudo-queue always "exists" with one consumer (RabbitMQ).
+            if !m.nowait {
+                ctx.out.method(
+                    self.id,
+                    &AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                        queue: m.queue,
+                        message_count: 0,
+                        consumer_count: 1,
+                    })),
+                );
+            }
+            return Ok(());
+        }
         let (queue, _created) = if m.passive {
             let name = self.queue_name(m.queue.as_str())?;
             let q = ctx.vhost.existing_queue(&name)?;

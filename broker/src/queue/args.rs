@@ -63,7 +63,7 @@ impl QueueArgs {
                 Some(n) => Err(invalid(arg, format!("{{value_negative,{n}}}"))),
                 None => Err(invalid(
                     arg,
-                    format!("{{unacceptable_type,{}}}", type_name(v)),
+                    format!("\"expected integer, got {}\"", type_name(v)),
                 )),
             }
         };
@@ -91,45 +91,37 @@ impl QueueArgs {
             if n > 255 {
                 return Err(invalid(
                     "x-max-priority",
-                    format!("{{value_too_large,{n},255}}"),
+                    format!("{{max_value_exceeded,{n}}}"),
                 ));
             }
             // 0 means "not a priority queue", as in RabbitMQ.
             a.max_priority = u8::try_from(n).ok().filter(|p| *p > 0);
         }
-        if let Some(v) = t.get("x-dead-letter-exchange") {
-            a.dead_letter_exchange = Some(string(v).ok_or_else(|| {
-                invalid(
-                    "x-dead-letter-exchange",
-                    format!("{{unacceptable_type,{}}}", type_name(v)),
-                )
-            })?);
+        for (arg, slot) in [
+            ("x-dead-letter-exchange", &mut a.dead_letter_exchange),
+            ("x-dead-letter-routing-key", &mut a.dead_letter_routing_key),
+        ] {
+            if let Some(v) = t.get(arg) {
+                *slot = Some(string(v).ok_or_else(|| {
+                    ChannelException::precondition_failed(format!(
+                        "invalid type '{}' for arg '{arg}' in queue '{name}' in vhost '{vhost}'",
+                        type_name(v)
+                    ))
+                })?);
+            }
         }
-        if let Some(v) = t.get("x-dead-letter-routing-key") {
-            a.dead_letter_routing_key = Some(string(v).ok_or_else(|| {
-                invalid(
-                    "x-dead-letter-routing-key",
-                    format!("{{unacceptable_type,{}}}", type_name(v)),
-                )
-            })?);
+        if a.dead_letter_routing_key.is_some() && a.dead_letter_exchange.is_none() {
+            return Err(invalid(
+                "x-dead-letter-routing-key",
+                "routing_key_but_no_dlx_defined".into(),
+            ));
         }
         if let Some(v) = t.get("x-overflow") {
             a.overflow = match string(v).as_deref() {
                 Some("drop-head") => Overflow::DropHead,
                 Some("reject-publish") => Overflow::RejectPublish,
                 Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
-                Some(other) => {
-                    return Err(invalid(
-                        "x-overflow",
-                        format!("{{unknown_value,<<\"{other}\">>}}"),
-                    ));
-                }
-                None => {
-                    return Err(invalid(
-                        "x-overflow",
-                        format!("{{unacceptable_type,{}}}", type_name(v)),
-                    ));
-                }
+                _ => return Err(invalid("x-overflow", "invalid_overflow".into())),
             };
         }
         if let Some(v) = t.get("x-single-active-consumer") {
@@ -150,13 +142,40 @@ impl QueueArgs {
                 _ => {
                     return Err(invalid(
                         "x-queue-type",
-                        format!("{{unacceptable_type,{}}}", describe_value(v)),
+                        format!("\"unsupported queue type '{}'\"", describe_value(v)),
                     ));
                 }
             };
         }
+        if a.queue_type == QueueType::Quorum && a.max_priority.is_some() {
+            return Err(ChannelException::precondition_failed(format!(
+                "invalid arg 'x-max-priority' for queue '{name}' in vhost '{vhost}' of queue type rabbit_quorum_queue"
+            )));
+        }
         Ok(a)
     }
+}
+
+/// Validates a message's `expiration` property as RabbitMQ does; returns the TTL in ms.
+pub fn parse_expiration(e: &str) -> Result<u64, ChannelException> {
+    let invalid = |why: String| {
+        ChannelException::precondition_failed(format!("invalid expiration '{e}': {why}"))
+    };
+    let digits = e.strip_prefix('-').unwrap_or(e);
+    let len = digits.bytes().take_while(u8::is_ascii_digit).count();
+    if len == 0 {
+        return Err(invalid("no_integer".into()));
+    }
+    if len < digits.len() {
+        return Err(invalid(format!(
+            "{{leftover_string,\"{}\"}}",
+            &digits[len..]
+        )));
+    }
+    if e.starts_with('-') {
+        return Err(invalid(format!("{{value_negative,{e}}}")));
+    }
+    Ok(digits.parse().unwrap_or(u64::MAX))
 }
 
 fn string(v: &AMQPValue) -> Option<String> {
@@ -233,6 +252,13 @@ mod tests {
 
     #[test]
     fn invalid_values_are_406_with_rabbitmq_text() {
+        assert_eq!(parse_expiration("500"), Ok(500));
+        assert_eq!(
+            parse_expiration("1.5").expect_err("leftover").text,
+            "PRECONDITION_FAILED - invalid expiration '1.5': {leftover_string,\".5\"}"
+        );
+        assert!(parse_expiration("").is_err());
+        assert!(parse_expiration("-1").is_err());
         let e = QueueArgs::parse(
             &args(&[("x-message-ttl", AMQPValue::LongInt(-1))]),
             "q",

@@ -377,7 +377,7 @@ impl Queue {
             .properties
             .expiration()
             .as_ref()
-            .and_then(|e| e.as_str().parse::<u64>().ok());
+            .and_then(|e| args::parse_expiration(e.as_str()).ok());
         match (self.settings.args.message_ttl, per_message) {
             (None, None) => 0,
             (a, b) => now + a.unwrap_or(u64::MAX).min(b.unwrap_or(u64::MAX)),
@@ -518,13 +518,14 @@ impl Queue {
         dead: &mut Vec<DeadLetter>,
     ) {
         while !st.ready.is_empty() && !st.consumers.is_empty() {
-            // Never deliver an expired message.
+            // Never deliver an expired message (one at its deadline still goes: TTL 0 means
+            // "deliver now or never").
             if st
                 .ready
                 .front()
-                .is_some_and(|e| e.expires_at != 0 && e.expires_at <= now)
+                .is_some_and(|e| e.expires_at != 0 && e.expires_at < now)
             {
-                self.expire_locked(st, now, dead);
+                self.expire_locked(st, now - 1, dead);
                 continue;
             }
             let single = self.settings.args.single_active_consumer;

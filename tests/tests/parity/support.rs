@@ -459,3 +459,292 @@ impl RawConn {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Queue features (TTL, dead lettering, limits, priorities, reply-to): argument tables, polling
+// gets, consumers, and field-by-field `x-death` checks.
+// ---------------------------------------------------------------------------------------------
+
+/// A field table (queue/consume arguments, message headers) from (key, value) pairs.
+pub fn field_table(pairs: &[(&str, lapin::types::AMQPValue)]) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (key, value) in pairs {
+        table.insert((*key).into(), value.clone());
+    }
+    table
+}
+
+/// An AMQP long-string value.
+pub fn long_str(s: &str) -> lapin::types::AMQPValue {
+    lapin::types::AMQPValue::LongString(s.into())
+}
+
+/// An AMQP array of long strings, as the `CC` / `BCC` headers and `routing-keys` hold.
+pub fn str_array(items: &[&str]) -> lapin::types::AMQPValue {
+    lapin::types::AMQPValue::FieldArray(
+        items.iter().map(|s| long_str(s)).collect::<Vec<_>>().into(),
+    )
+}
+
+/// The body of a delivery as UTF-8 (lossy).
+pub fn body_of(delivery: &lapin::message::Delivery) -> String {
+    String::from_utf8_lossy(&delivery.data).into_owned()
+}
+
+/// Polls `queue` with `basic.get` until a message is there (bounded by [`WAIT`]) and returns it.
+pub async fn get_eventually(ch: &Channel, queue: &str, no_ack: bool) -> lapin::message::Delivery {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(m) = ch
+            .basic_get(queue.into(), BasicGetOptions { no_ack })
+            .await
+            .expect("basic.get")
+        {
+            return m.delivery;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for a message in {queue}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The next delivery of `consumer`, panicking after [`WAIT`].
+pub async fn next_delivery(consumer: &mut lapin::Consumer) -> lapin::message::Delivery {
+    use futures_lite::StreamExt;
+    tokio::time::timeout(WAIT, consumer.next())
+        .await
+        .expect("timed out waiting for a delivery")
+        .expect("consumer stream ended")
+        .expect("delivery error")
+}
+
+/// Cancels `consumer` and returns the bodies of the deliveries it received that were not read
+/// yet: after `cancel-ok` nothing more can arrive, so this proves what it did (not) get.
+pub async fn cancel_and_collect(ch: &Channel, mut consumer: lapin::Consumer) -> Vec<String> {
+    use futures_lite::StreamExt;
+    ch.basic_cancel(
+        consumer.tag().as_str().into(),
+        lapin::options::BasicCancelOptions::default(),
+    )
+    .await
+    .expect("basic.cancel");
+    let mut bodies = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while let Some(d) = consumer.next().await {
+            bodies.push(body_of(&d.expect("delivery")));
+        }
+    })
+    .await
+    .expect("the cancelled consumer's stream ends");
+    bodies
+}
+
+/// Publishes with `mandatory` on a confirm-mode channel and returns the confirmation (an ack
+/// carries the `basic.return` when the message was unroutable).
+pub async fn publish_mandatory(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Confirmation {
+    ch.basic_publish(
+        exchange.into(),
+        routing_key.into(),
+        BasicPublishOptions {
+            mandatory: true,
+            immediate: false,
+        },
+        body,
+        properties,
+    )
+    .await
+    .expect("basic.publish")
+    .await
+    .expect("publisher confirm")
+}
+
+/// Publishes on a confirm-mode channel and returns the confirmation, ack or nack.
+pub async fn publish_confirmation(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Confirmation {
+    ch.basic_publish(
+        exchange.into(),
+        routing_key.into(),
+        BasicPublishOptions::default(),
+        body,
+        properties,
+    )
+    .await
+    .expect("basic.publish")
+    .await
+    .expect("publisher confirm")
+}
+
+/// Whether the default exchange routes `queue` to a queue, probed with a mandatory publish of a
+/// small message (which then sits in the queue). Unlike a passive declare, publishing does not
+/// count as using the queue, so this does not reset an `x-expires` timer.
+pub async fn routable(ch: &Channel, queue: &str) -> bool {
+    match publish_mandatory(ch, "", queue, b"probe", BasicProperties::default()).await {
+        Confirmation::Ack(None) => true,
+        Confirmation::Ack(Some(ret)) => {
+            assert_eq!((ret.reply_code, ret.reply_text.as_str()), (312, "NO_ROUTE"));
+            false
+        }
+        other => panic!("unexpected confirmation {other:?}"),
+    }
+}
+
+/// The value of header `key`, if the message has headers and that one.
+pub fn header<'a>(props: &'a BasicProperties, key: &str) -> Option<&'a lapin::types::AMQPValue> {
+    props.headers().as_ref().and_then(|h| h.inner().get(key))
+}
+
+/// One expected `x-death` entry. `original_expiration` is `Some` exactly when the dead-lettered
+/// message carried an `expiration` property.
+#[derive(Debug, Clone, Copy)]
+pub struct Death<'a> {
+    /// The queue the message was dead-lettered from.
+    pub queue: &'a str,
+    /// `rejected`, `expired`, `maxlen` or `delivery_limit`.
+    pub reason: &'a str,
+    /// How many times it was dead-lettered from that queue for that reason.
+    pub count: i64,
+    /// The exchange the message had been published to (before that dead-lettering).
+    pub exchange: &'a str,
+    /// The message's routing keys: the publish routing key, then the `CC` keys.
+    pub routing_keys: &'a [&'a str],
+    /// The message's `expiration` property before it was removed.
+    pub original_expiration: Option<&'a str>,
+}
+
+/// Asserts the `x-death` header field by field, in order (most recent first): each entry holds
+/// exactly `count` (long-long), `exchange`, `queue`, `reason` (long strings), `routing-keys`
+/// (array of long strings), `time` (timestamp, within a few minutes of now) and, only when the
+/// message had one, `original-expiration` (long string).
+#[track_caller]
+pub fn assert_x_death(props: &BasicProperties, expected: &[Death<'_>]) {
+    use lapin::types::AMQPValue;
+    let Some(AMQPValue::FieldArray(entries)) = header(props, "x-death") else {
+        panic!(
+            "expected an x-death array, headers are {:?}",
+            props.headers()
+        );
+    };
+    let entries = entries.as_slice();
+    assert_eq!(
+        entries.len(),
+        expected.len(),
+        "x-death entries: {entries:?}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    for (i, (entry, want)) in entries.iter().zip(expected).enumerate() {
+        let AMQPValue::FieldTable(entry) = entry else {
+            panic!("x-death[{i}] is not a table: {entry:?}");
+        };
+        let fields = entry.inner();
+        let mut keys: Vec<&str> = fields.keys().map(|k| k.as_str()).collect();
+        keys.sort_unstable();
+        let mut want_keys = vec![
+            "count",
+            "exchange",
+            "queue",
+            "reason",
+            "routing-keys",
+            "time",
+        ];
+        if want.original_expiration.is_some() {
+            want_keys.push("original-expiration");
+        }
+        want_keys.sort_unstable();
+        assert_eq!(keys, want_keys, "x-death[{i}] fields: {entry:?}");
+        let text = |k: &str| match fields.get(k) {
+            Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+            other => panic!("x-death[{i}].{k} is not a long string: {other:?}"),
+        };
+        assert_eq!(text("queue"), want.queue, "x-death[{i}].queue");
+        assert_eq!(text("reason"), want.reason, "x-death[{i}].reason");
+        assert_eq!(text("exchange"), want.exchange, "x-death[{i}].exchange");
+        assert_eq!(
+            fields.get("count"),
+            Some(&AMQPValue::LongLongInt(want.count)),
+            "x-death[{i}].count (type long-long)"
+        );
+        assert_eq!(
+            fields.get("routing-keys"),
+            Some(&str_array(want.routing_keys)),
+            "x-death[{i}].routing-keys"
+        );
+        if let Some(exp) = want.original_expiration {
+            assert_eq!(
+                text("original-expiration"),
+                exp,
+                "x-death[{i}].original-expiration"
+            );
+        }
+        match fields.get("time") {
+            Some(AMQPValue::Timestamp(t)) => assert!(
+                t.abs_diff(now) < 300,
+                "x-death[{i}].time {t} is not close to now ({now})"
+            ),
+            other => panic!("x-death[{i}].time is not a timestamp: {other:?}"),
+        }
+    }
+}
+
+/// Asserts `x-first-death-queue`, `-reason` and `-exchange` (long strings), and that no
+/// `x-last-death-*` header is set: RabbitMQ 3.10 does not write those (3.13 and later do).
+#[track_caller]
+pub fn assert_first_death(props: &BasicProperties, queue: &str, reason: &str, exchange: &str) {
+    for (key, want) in [
+        ("x-first-death-queue", queue),
+        ("x-first-death-reason", reason),
+        ("x-first-death-exchange", exchange),
+    ] {
+        assert_eq!(header(props, key), Some(&long_str(want)), "{key}");
+    }
+    for key in [
+        "x-last-death-queue",
+        "x-last-death-reason",
+        "x-last-death-exchange",
+    ] {
+        assert_eq!(header(props, key), None, "{key} (not set by RabbitMQ 3.10)");
+    }
+}
+
+/// Deletes queues and exchanges a scenario declared, ignoring ones already gone; uses its own
+/// channel per object so one missing object cannot break the rest.
+pub async fn cleanup(conn: &Connection, queues: &[&str], exchanges: &[&str]) {
+    for q in queues {
+        if let Ok(ch) = conn.create_channel().await
+            && ch
+                .queue_delete((*q).into(), lapin::options::QueueDeleteOptions::default())
+                .await
+                .is_ok()
+        {
+            let _ = ch.close(200, "cleanup".into()).await;
+        }
+    }
+    for x in exchanges {
+        if let Ok(ch) = conn.create_channel().await
+            && ch
+                .exchange_delete(
+                    (*x).into(),
+                    lapin::options::ExchangeDeleteOptions::default(),
+                )
+                .await
+                .is_ok()
+        {
+            let _ = ch.close(200, "cleanup".into()).await;
+        }
+    }
+}
