@@ -225,7 +225,6 @@ async fn consumers_reconnect_and_lose_nothing(b: &Broker) {
 /// runs against our broker as a child process): a sale credited but not yet acknowledged and a
 /// sale still waiting in the queue both come through after the restart, each credited once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "our broker does not keep durable queues and persistent messages across a restart yet"]
 async fn consumers_survive_a_broker_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut broker = ChildBroker::start(dir.path()).await;

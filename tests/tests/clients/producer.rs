@@ -12,10 +12,7 @@ use crate::against_brokers;
 use crate::support::World;
 
 against_brokers!(producer_reports_unroutable_sales, exit_codes_mean_something);
-against_brokers!(
-    ours_ignored = "our broker does not enforce x-max-length with x-overflow=reject-publish (basic.nack) yet";
-    producer_reports_sales_the_broker_refused
-);
+against_brokers!(producer_reports_sales_the_broker_refused);
 
 async fn producer_reports_sales_the_broker_refused(b: &Broker) {
     let w = World::new(b, "refused");

@@ -10,10 +10,7 @@ use crate::against_brokers;
 use crate::support::{World, closed_port};
 
 against_brokers!(poison_message_is_parked_at_once);
-against_brokers!(
-    ours_ignored = "our broker does not dead-letter (x-dead-letter-exchange) or expire (x-message-ttl) yet";
-    failing_email_is_retried_then_parked
-);
+against_brokers!(failing_email_is_retried_then_parked);
 
 fn header<'a>(headers: &'a FieldTable, key: &str) -> Option<&'a AMQPValue> {
     headers.inner().get(key)
