@@ -51,37 +51,49 @@ pub async fn connect(url: &str) -> Connection {
 /// Our broker, started once per test process on its own runtime thread so that it outlives
 /// every test's runtime.
 pub fn ours() -> Broker {
-    static OURS: OnceLock<SocketAddr> = OnceLock::new();
-    let addr = *OURS.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("broker-under-test".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("test broker runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                        .await
-                        .expect("bind 127.0.0.1:0");
-                    tx.send(listener.local_addr().expect("local addr"))
-                        .expect("report address");
-                    let config = broker::Config {
-                        data_dir: std::env::temp_dir()
-                            .join(format!("broker-parity-{}", std::process::id())),
-                        ..broker::Config::default()
-                    };
-                    let shutdown = tokio_util::sync::CancellationToken::new();
-                    broker::run(config, listener, shutdown)
-                        .await
-                        .expect("test broker stopped with an error");
-                });
-            })
-            .expect("spawn broker thread");
-        rx.recv().expect("test broker failed to start")
-    });
+    static OURS: OnceLock<Broker> = OnceLock::new();
+    OURS.get_or_init(|| {
+        start_broker(broker::Config {
+            data_dir: fresh_data_dir("parity"),
+            ..broker::Config::default()
+        })
+    })
+    .clone()
+}
+
+/// A fresh, empty data directory under the system temp dir, unique to this process and name.
+pub fn fresh_data_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("broker-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Starts an in-process broker with `config` on 127.0.0.1:0, on its own runtime thread (it
+/// lives until the test process exits).
+pub fn start_broker(config: broker::Config) -> Broker {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("broker-under-test".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("test broker runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind 127.0.0.1:0");
+                tx.send(listener.local_addr().expect("local addr"))
+                    .expect("report address");
+                let shutdown = tokio_util::sync::CancellationToken::new();
+                broker::run(config, listener, shutdown)
+                    .await
+                    .expect("test broker stopped with an error");
+            });
+        })
+        .expect("spawn broker thread");
+    let addr = rx.recv().expect("test broker failed to start");
     Broker {
         url: format!("amqp://guest:guest@{addr}/%2f"),
         addr,

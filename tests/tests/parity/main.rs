@@ -16,6 +16,7 @@ mod queue_type;
 mod reply_to;
 mod routing_ext;
 mod smoke;
+mod store_faults;
 mod support;
 mod timeouts;
 mod ttl;
