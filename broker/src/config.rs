@@ -24,7 +24,7 @@ pub struct Config {
     pub heartbeat: u16,
     /// The whole AMQP handshake (header to `connection.open`) must finish within this.
     pub handshake_timeout: Duration,
-        /// Largest message body accepted (RabbitMQ 3.x: 128 MiB); above it publishes get 406.
+    /// Largest message body accepted (RabbitMQ 3.x: 128 MiB); above it publishes get 406.
     pub max_message_size: u64,
     /// Fault injection for tests: the store's Nth fsync (and every later one) fails.
     pub fail_fsync_after: Option<u64>,
@@ -41,7 +41,7 @@ impl Default for Config {
             channel_max: 2047,
             heartbeat: 60,
             handshake_timeout: Duration::from_secs(10),
-                        max_message_size: 128 * 1024 * 1024,
+            max_message_size: 128 * 1024 * 1024,
             fail_fsync_after: None,
         }
     }

@@ -80,6 +80,10 @@ pub struct QueueDef {
     pub auto_delete: bool,
     #[serde(default)]
     pub arguments: Map<String, Value>,
+    /// The same arguments with their AMQP types (RabbitMQ's JSON loses them; a restart must
+    /// not turn a `signedint` into a `long`). Preferred when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typed_arguments: Option<FieldTable>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -94,6 +98,10 @@ pub struct ExchangeDef {
     pub internal: bool,
     #[serde(default)]
     pub arguments: Map<String, Value>,
+    /// The same arguments with their AMQP types (RabbitMQ's JSON loses them; a restart must
+    /// not turn a `signedint` into a `long`). Preferred when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typed_arguments: Option<FieldTable>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -105,6 +113,10 @@ pub struct BindingDef {
     pub routing_key: String,
     #[serde(default)]
     pub arguments: Map<String, Value>,
+    /// The same arguments with their AMQP types (RabbitMQ's JSON loses them; a restart must
+    /// not turn a `signedint` into a `long`). Preferred when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typed_arguments: Option<FieldTable>,
 }
 
 /// A snapshot of the node's durable definitions.
@@ -125,6 +137,7 @@ pub fn export(node: &Node) -> Definitions {
                     durable: true,
                     auto_delete: q.settings.auto_delete,
                     arguments: table_to_json(&q.settings.arguments),
+                    typed_arguments: Some(q.settings.arguments.clone()),
                 });
             }
         }
@@ -141,6 +154,7 @@ pub fn export(node: &Node) -> Definitions {
                     auto_delete: ex.auto_delete,
                     internal: ex.internal,
                     arguments: table_to_json(&ex.arguments),
+                    typed_arguments: Some(ex.arguments.clone()),
                 });
             }
             for b in ex.bindings() {
@@ -160,6 +174,7 @@ pub fn export(node: &Node) -> Definitions {
                     destination_type: destination_type.into(),
                     routing_key: b.routing_key.clone(),
                     arguments: table_to_json(&b.arguments),
+                    typed_arguments: Some(b.arguments.clone()),
                 });
             }
         }
@@ -169,6 +184,11 @@ pub fn export(node: &Node) -> Definitions {
     d.exchanges
         .sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
     d
+}
+
+/// The arguments of a definition: typed when saved by us, from plain JSON otherwise.
+pub fn arguments_of(typed: &Option<FieldTable>, plain: &Map<String, Value>) -> FieldTable {
+    typed.clone().unwrap_or_else(|| json_to_table(plain))
 }
 
 /// Field table → RabbitMQ's plain JSON (numbers, strings, booleans, arrays, objects).

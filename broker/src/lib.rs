@@ -35,7 +35,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-        let options = store::StoreOptions { fail_fsync_after: config.fail_fsync_after, ..store::StoreOptions::default() };
+    let options = store::StoreOptions {
+        fail_fsync_after: config.fail_fsync_after,
+        ..store::StoreOptions::default()
+    };
     let store = store::Store::open(&config.data_dir, options)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let durability = definitions::Durability::new(Arc::clone(&store));

@@ -99,7 +99,7 @@ impl Node {
                 durable: true,
                 auto_delete: e.auto_delete,
                 internal: e.internal,
-                arguments: definitions::json_to_table(&e.arguments),
+                arguments: definitions::arguments_of(&e.typed_arguments, &e.arguments),
             }) {
                 tracing::warn!(exchange = %e.name, error = ?err, "exchange not restored");
             }
@@ -110,7 +110,7 @@ impl Node {
             match vhost.restore_queue(
                 &q.name,
                 q.auto_delete,
-                definitions::json_to_table(&q.arguments),
+                definitions::arguments_of(&q.typed_arguments, &q.arguments),
             ) {
                 Ok(queue) => {
                     tracing::info!(queue = %q.name, vhost = %q.vhost, messages = queue.message_count(), "queue recovered");
@@ -132,7 +132,11 @@ impl Node {
                 vhost.queue(&b.destination).map(Destination::Queue)
             };
             if let Some(d) = destination {
-                source.bind(d, &b.routing_key, definitions::json_to_table(&b.arguments));
+                source.bind(
+                    d,
+                    &b.routing_key,
+                    definitions::arguments_of(&b.typed_arguments, &b.arguments),
+                );
             }
         }
         for (vhost, queue) in store.queue_logs()? {

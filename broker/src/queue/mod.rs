@@ -538,6 +538,10 @@ impl Queue {
             entry.deliveries = entry.deliveries.saturating_add(1);
             let no_ack = st.consumers[idx].no_ack;
             if no_ack {
+                // Settled now: read it back before its log record may go with the ack.
+                if entry.message.is_none() {
+                    entry.message = self.materialize(&entry);
+                }
                 forget(st, &entry);
             } else {
                 self.unacked.fetch_add(1, Ordering::Relaxed);
@@ -580,6 +584,9 @@ impl Queue {
             let got = st.ready.pop_front().map(|mut entry| {
                 entry.deliveries = entry.deliveries.saturating_add(1);
                 if no_ack {
+                    if entry.message.is_none() {
+                        entry.message = self.materialize(&entry);
+                    }
                     forget(&mut st, &entry);
                 } else {
                     self.unacked.fetch_add(1, Ordering::Relaxed);
