@@ -804,3 +804,169 @@ impl QueueState {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::protocol::AMQPProperties;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// Publish with a priority and, optionally, `expiration = "0"` (expires unless taken
+        /// at once; nobody consumes here, so it never stays).
+        Publish {
+            priority: u8,
+            expire_now: bool,
+        },
+        /// `basic.get` with manual ack, then ack or requeue.
+        Get {
+            requeue: bool,
+        },
+        Purge,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..12, prop::bool::weighted(0.2)).prop_map(|(priority, expire_now)| Op::Publish { priority, expire_now }),
+            3 => any::<bool>().prop_map(|requeue| Op::Get { requeue }),
+            1 => Just(Op::Purge),
+        ]
+    }
+
+    fn queue(max_length: Option<u64>, max_priority: Option<u8>) -> Arc<Queue> {
+        let args = QueueArgs {
+            max_length,
+            max_priority,
+            ..QueueArgs::default()
+        };
+        let settings = QueueSettings {
+            durable: false,
+            exclusive_owner: None,
+            auto_delete: false,
+            arguments: FieldTable::default(),
+            args,
+        };
+        Queue::new(
+            "q".into(),
+            "/".into(),
+            settings,
+            Weak::new(),
+            Timers::disconnected(),
+            None,
+        )
+    }
+
+    fn message(id: u32, priority: u8, expire_now: bool) -> Arc<Message> {
+        let mut properties = AMQPProperties::default().with_priority(priority);
+        if expire_now {
+            properties = properties.with_expiration("0".into());
+        }
+        Arc::new(Message {
+            exchange: "".into(),
+            routing_key: "q".into(),
+            raw_properties: Bytes::new(),
+            properties,
+            body: Bytes::from(id.to_be_bytes().to_vec()),
+        })
+    }
+
+    fn id_of(e: &Entry) -> u32 {
+        let body = &e.message.as_ref().expect("in memory").body;
+        u32::from_be_bytes([body[0], body[1], body[2], body[3]])
+    }
+
+    /// The model: ready `(id, expired)` per (capped) priority level, FIFO within a level by
+    /// publish order. Expired messages stay until they reach the head of their level, as in
+    /// RabbitMQ (per-message TTL is applied at the head only).
+    #[derive(Default)]
+    struct Model {
+        levels: Vec<VecDeque<(u32, bool)>>,
+    }
+
+    impl Model {
+        fn len(&self) -> usize {
+            self.levels.iter().map(VecDeque::len).sum()
+        }
+        fn pop(&mut self) -> Option<u32> {
+            self.levels
+                .iter_mut()
+                .rev()
+                .find_map(VecDeque::pop_front)
+                .map(|(id, _)| id)
+        }
+        fn expire_heads(&mut self) {
+            for l in &mut self.levels {
+                while l.front().is_some_and(|(_, expired)| *expired) {
+                    l.pop_front();
+                }
+            }
+        }
+    }
+
+    proptest! {
+        /// A queue with priorities, `x-max-length` (drop-head) and per-message TTL behaves like
+        /// the model: highest priority first, FIFO within a priority, requeued messages back at
+        /// their place, the next-to-deliver dropped when over the limit, expired messages
+        /// never delivered, counts always equal.
+        #[test]
+        fn queue_matches_model(
+            ops in proptest::collection::vec(op(), 1..80),
+            max_length in proptest::option::of(1u64..6),
+            max_priority in proptest::option::of(1u8..10),
+        ) {
+            let q = queue(max_length, max_priority);
+            let levels = usize::from(max_priority.unwrap_or(0)) + 1;
+            let mut model = Model { levels: vec![VecDeque::new(); levels] };
+            let mut seq_of: Vec<u8> = Vec::new();
+            let mut next_id = 0u32;
+            for op in ops {
+                match op {
+                    Op::Publish { priority, expire_now } => {
+                        let id = next_id;
+                        next_id += 1;
+                        seq_of.push(priority);
+                        let mut dead = Vec::new();
+                        q.publish(message(id, priority, expire_now), &mut dead);
+                        model.expire_heads();
+                        let level = usize::from(priority).min(levels - 1);
+                        model.levels[level].push_back((id, expire_now));
+                        if let Some(max) = max_length {
+                            while model.len() as u64 > max {
+                                model.pop();
+                            }
+                        }
+                        model.expire_heads();
+                    }
+                    Op::Get { requeue } => {
+                        let got = q.get(false).map(|(e, _)| e);
+                        model.expire_heads();
+                        let want = model.pop();
+                        prop_assert_eq!(got.as_ref().map(id_of), want);
+                        if let (Some(e), Some(id)) = (got, want) {
+                            if requeue {
+                                q.requeue([e]);
+                                // Back at its place: before later messages of its priority.
+                                let level = usize::from(seq_of[id as usize]).min(levels - 1);
+                                let l = &mut model.levels[level];
+                                let at = l.partition_point(|(x, _)| *x < id);
+                                l.insert(at, (id, false));
+                            } else {
+                                q.ack(&[e]);
+                            }
+                        }
+                    }
+                    Op::Purge => {
+                        prop_assert_eq!(q.purge() as usize, model.len());
+                        model.levels.iter_mut().for_each(VecDeque::clear);
+                    }
+                }
+                prop_assert_eq!(q.message_count() as usize, model.len());
+            }
+        }
+    }
+}
