@@ -393,7 +393,9 @@ impl Vhost {
         let mut scratch = RouteScratch::default();
         let mut targets = Vec::new();
         let mut more = Vec::new();
-        while let Some(dl) = work.pop_front() {
+        let mut sources = Vec::new();
+        while let Some(mut dl) = work.pop_front() {
+            sources.extend(dl.source.take());
             // A dead-letter exchange that does not exist drops the message, as in RabbitMQ.
             let Some(exchange) = self.exchange(&dl.exchange) else {
                 continue;
@@ -416,6 +418,30 @@ impl Vhost {
                 q.publish(Arc::clone(&message), &mut more);
             }
             work.extend(more.drain(..));
+        }
+        self.forget_sources_after_sync(sources);
+    }
+
+    /// Acks the dead-lettered records in their source logs once everything written so far
+    /// (the copies in the dead-letter queues) is fsynced. If the sync fails they stay, and
+    /// come back after a restart: a duplicate, never a loss.
+    fn forget_sources_after_sync(&self, sources: Vec<(Arc<Queue>, u64, crate::store::Location)>) {
+        if sources.is_empty() {
+            return;
+        }
+        match &self.durability {
+            Some(d) => d.store.request_sync(Box::new(move |result| {
+                if result.is_ok() {
+                    for (q, seq, location) in sources {
+                        q.forget_dead_lettered(seq, location);
+                    }
+                }
+            })),
+            None => {
+                for (q, seq, location) in sources {
+                    q.forget_dead_lettered(seq, location);
+                }
+            }
         }
     }
 

@@ -116,6 +116,9 @@ pub struct DeadLetter {
     pub message: Arc<Message>,
     pub exchange: String,
     pub routing_key: Option<String>,
+    /// The source queue's log record, acked only once the dead-lettered copies are fsynced,
+    /// so a crash in between leaves the message in one place or both, never in neither.
+    pub source: Option<(Arc<Queue>, u64, Location)>,
 }
 
 /// A consumer as the queue sees it.
@@ -412,6 +415,7 @@ impl Queue {
                 message,
                 exchange: exchange.clone(),
                 routing_key: self.settings.args.dead_letter_routing_key.clone(),
+                source: None,
             });
         }
     }
@@ -429,6 +433,13 @@ impl Queue {
             && let Some(message) = self.materialize(&entry)
         {
             self.dead_letter(reason, message, dead);
+            if let (Some(dl), Some(location), Some(me)) =
+                (dead.last_mut(), entry.location, self.me.upgrade())
+            {
+                // Forgotten in our log after the dead-letter copies are synced.
+                dl.source = Some((me, entry.seq, location));
+                return;
+            }
         }
         forget(st, &entry);
     }
@@ -458,6 +469,16 @@ impl Queue {
                 tracing::error!(queue = %self.name, seq = entry.seq, error = %e, "stored message unreadable; message dropped");
                 None
             }
+        }
+    }
+
+    /// Acks a dead-lettered record in the log, once its copies are durable.
+    pub fn forget_dead_lettered(&self, seq: u64, location: Location) {
+        let mut st = self.state.lock();
+        if let Some(log) = st.log.as_mut()
+            && let Err(e) = log.ack(seq, location)
+        {
+            tracing::debug!(error = %e, "ack not recorded in the queue log");
         }
     }
 
