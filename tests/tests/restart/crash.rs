@@ -1,15 +1,17 @@
 //! Crash tests, our broker only (the real binary as a child process, killed with SIGKILL):
-//! confirmed persistent messages are never lost, delivered-but-unacked messages come back
-//! redelivered, and durable definitions are on disk once their `-ok` is sent.
+//! confirmed persistent messages are never lost (also while a consumer dead-letters them),
+//! delivered-but-unacked messages come back redelivered, and durable definitions are on disk
+//! once their `-ok` is sent.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use futures_lite::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Confirmation, ExchangeKind};
@@ -17,7 +19,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::parity_support::{
-    confirm_channel, exchange_exists, field_table, long_str, message_count, next_delivery,
+    confirm_channel, exchange_exists, field_table, header, long_str, message_count, next_delivery,
     publish_confirmed, queue_exists,
 };
 use crate::support::{
@@ -177,6 +179,40 @@ impl Publisher {
 struct Drained {
     id: u64,
     redelivered: bool,
+    /// `queue` and `reason` of the first (most recent) `x-death` entry, if there is one.
+    death: Option<(String, String)>,
+}
+
+impl Drained {
+    fn of(d: &lapin::message::Delivery) -> Self {
+        let id = id_of(&d.data).unwrap_or_else(|| {
+            panic!(
+                "corrupt body delivered after a crash ({} bytes): {:?}",
+                d.data.len(),
+                &d.data[..d.data.len().min(32)]
+            )
+        });
+        Self {
+            id,
+            redelivered: d.redelivered,
+            death: first_death(&d.properties),
+        }
+    }
+}
+
+/// `queue` and `reason` of the first entry of the `x-death` header.
+fn first_death(props: &lapin::BasicProperties) -> Option<(String, String)> {
+    let Some(AMQPValue::FieldArray(deaths)) = header(props, "x-death") else {
+        return None;
+    };
+    let Some(AMQPValue::FieldTable(entry)) = deaths.as_slice().first() else {
+        return Some((String::new(), String::new()));
+    };
+    let text = |key: &str| match entry.inner().get(key) {
+        Some(AMQPValue::LongString(s)) => s.to_string(),
+        other => format!("{other:?}"),
+    };
+    Some((text("queue"), text("reason")))
 }
 
 /// Consumes everything in `queue` with manual acks (prefetch 1000, acks every 100 and when
@@ -208,17 +244,7 @@ async fn drain(broker: &ChildBroker, queue: &str) -> Vec<Drained> {
         );
         match tokio::time::timeout(Duration::from_millis(250), consumer.next()).await {
             Ok(Some(Ok(d))) => {
-                let id = id_of(&d.data).unwrap_or_else(|| {
-                    panic!(
-                        "corrupt body delivered after a crash ({} bytes): {:?}",
-                        d.data.len(),
-                        &d.data[..d.data.len().min(32)]
-                    )
-                });
-                out.push(Drained {
-                    id,
-                    redelivered: d.redelivered,
-                });
+                out.push(Drained::of(&d));
                 last_tag = Some(d.delivery_tag);
                 pending += 1;
                 if pending >= 100 {
@@ -252,11 +278,7 @@ async fn drain(broker: &ChildBroker, queue: &str) -> Vec<Drained> {
     while let Ok(Some(Ok(d))) =
         tokio::time::timeout(Duration::from_millis(500), consumer.next()).await
     {
-        let id = id_of(&d.data).expect("body intact");
-        out.push(Drained {
-            id,
-            redelivered: d.redelivered,
-        });
+        out.push(Drained::of(&d));
         ch.basic_ack(d.delivery_tag, BasicAckOptions::default())
             .await
             .expect("basic.ack");
@@ -377,6 +399,267 @@ async fn confirmed_messages_survive_sigkill() {
     assert!(
         confirmed_total >= 1000,
         "only {confirmed_total} messages were confirmed in {round} rounds: the test proves little"
+    );
+    broker.shutdown().await;
+}
+
+/// Dead-letter crash rounds: at least this many, at most [`DLX_MAX_ROUNDS`], no new round
+/// after [`DLX_BUDGET`].
+const DLX_MIN_ROUNDS: u64 = 10;
+const DLX_MAX_ROUNDS: u64 = 15;
+const DLX_BUDGET: Duration = Duration::from_secs(30);
+/// Prefetch of the consumer that rejects everything it gets.
+const REJECT_PREFETCH: u16 = 200;
+
+/// One round's consumer on the work queue: `basic.nack` (requeue=false) of every delivery, so
+/// each is dead-lettered, until the broker dies. Remembers the ids it rejected.
+struct Rejecter {
+    task: tokio::task::JoinHandle<()>,
+    rejected: Arc<StdMutex<Vec<u64>>>,
+    corrupt: Arc<AtomicU64>,
+}
+
+impl Rejecter {
+    /// Consumes (manual acks) before returning, so it takes messages from the first publish.
+    async fn start(url: &str, queue: &str) -> Self {
+        let conn = tests::connect(url).await;
+        let ch = conn.create_channel().await.expect("channel");
+        ch.basic_qos(REJECT_PREFETCH, BasicQosOptions::default())
+            .await
+            .expect("basic.qos");
+        let mut consumer = ch
+            .basic_consume(
+                queue.into(),
+                "rejecter".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("basic.consume");
+        let rejected = Arc::new(StdMutex::new(Vec::new()));
+        let corrupt = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn({
+            let (rejected, corrupt) = (rejected.clone(), corrupt.clone());
+            async move {
+                let _conn = conn;
+                while let Some(Ok(d)) = consumer.next().await {
+                    let id = id_of(&d.data);
+                    if id.is_none() {
+                        corrupt.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let nack = ch
+                        .basic_nack(
+                            d.delivery_tag,
+                            BasicNackOptions {
+                                multiple: false,
+                                requeue: false,
+                            },
+                        )
+                        .await;
+                    if nack.is_err() {
+                        break;
+                    }
+                    if let Some(id) = id {
+                        rejected.lock().expect("rejected ids").push(id);
+                    }
+                }
+            }
+        });
+        Self {
+            task,
+            rejected,
+            corrupt,
+        }
+    }
+
+    /// After the kill: waits (bounded) for the consumer to notice, then returns the ids it
+    /// rejected (nack sent) and how many corrupt bodies it saw.
+    async fn finish(mut self) -> (Vec<u64>, u64) {
+        if tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
+        let rejected = std::mem::take(&mut *self.rejected.lock().expect("rejected ids"));
+        (rejected, self.corrupt.load(Ordering::SeqCst))
+    }
+}
+
+/// Durable `work` dead-letters (default exchange) into durable `dlq`. Each round a publisher
+/// with confirms sends persistent messages to `work` while a consumer on `work` nacks
+/// (requeue=false) every delivery, and the broker is SIGKILLed 50 to 400 ms into the round;
+/// after the restart both queues are drained. Every confirmed id must be in `work` or `dlq`
+/// (a message in neither was lost between the two queues); duplicates (in both queues, or
+/// back from an earlier round whose drain acks were not on disk yet) are counted, not failed.
+/// What comes out of `dlq` must carry `x-death` (queue `work`, reason `rejected`), what comes
+/// out of `work` must not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_lettered_messages_survive_sigkill() {
+    let _serial = serial().await;
+    let mut broker = ChildBroker::start("crash-dlx").await;
+    let url = broker.broker().url;
+    let work = tests::unique("crash-dlx-work");
+    let dlq = tests::unique("crash-dlx-dlq");
+    {
+        let conn = tests::connect(&url).await;
+        let ch = conn.create_channel().await.expect("channel");
+        durable_queue(&ch, &dlq, FieldTable::default()).await;
+        durable_queue(
+            &ch,
+            &work,
+            field_table(&[
+                ("x-dead-letter-exchange", long_str("")),
+                ("x-dead-letter-routing-key", long_str(&dlq)),
+            ]),
+        )
+        .await;
+        conn.close(200, "declared".into()).await.expect("close");
+    }
+    let mut rng = Rng::seeded();
+    let t0 = Instant::now();
+    let mut seen: HashSet<u64> = HashSet::new();
+    let (mut published, mut confirmed_total, mut nacked_total, mut rejected_total) =
+        (0u64, 0u64, 0u64, 0u64);
+    let (mut in_work_total, mut in_dlq_total, mut duplicates, mut in_both_total) =
+        (0u64, 0u64, 0u64, 0u64);
+    let (mut unconfirmed_kept, mut corrupt_live) = (0u64, 0u64);
+    let mut bad_headers: Vec<String> = Vec::new();
+    let mut round = 0;
+    while round < DLX_MAX_ROUNDS && (round < DLX_MIN_ROUNDS || t0.elapsed() < DLX_BUDGET) {
+        round += 1;
+        let first_id = round * ROUND_IDS;
+        let kill_after = Duration::from_millis(rng.between(50, 400));
+        let rejecter = Rejecter::start(&url, &work).await;
+        let publisher = Publisher::start(&url, &work, first_id).await;
+        tokio::time::sleep(kill_after).await;
+        broker.kill().await;
+        let (confirmed, nacked, next_id) = publisher.finish().await;
+        let (rejected, corrupt) = rejecter.finish().await;
+        published += next_id - first_id;
+        confirmed_total += confirmed.len() as u64;
+        nacked_total += nacked;
+        rejected_total += rejected.len() as u64;
+        corrupt_live += corrupt;
+
+        broker.start_again().await;
+        let from_work = drain(&broker, &work).await;
+        let from_dlq = drain(&broker, &dlq).await;
+        in_work_total += from_work.len() as u64;
+        in_dlq_total += from_dlq.len() as u64;
+        let confirmed_set: HashSet<u64> = confirmed.iter().copied().collect();
+        // Where each id of this drain was found: (in work, in dlq).
+        let mut found: HashMap<u64, (bool, bool)> = HashMap::new();
+        let mut round_dups = 0;
+        for (d, in_dlq) in from_work
+            .iter()
+            .map(|d| (d, false))
+            .chain(from_dlq.iter().map(|d| (d, true)))
+        {
+            assert!(
+                d.id / ROUND_IDS >= 1
+                    && d.id / ROUND_IDS <= round
+                    && (d.id / ROUND_IDS < round || d.id < next_id),
+                "round {round}: id {} found in {} was never published",
+                d.id,
+                if in_dlq { "dlq" } else { "work" }
+            );
+            let expected_death = in_dlq.then(|| (work.clone(), "rejected".to_owned()));
+            if d.death != expected_death && bad_headers.len() < 20 {
+                bad_headers.push(format!(
+                    "round {round}: id {} in {}: first x-death {:?}, expected {:?}",
+                    d.id,
+                    if in_dlq { "dlq" } else { "work" },
+                    d.death,
+                    expected_death
+                ));
+            }
+            let place = found.entry(d.id).or_default();
+            if in_dlq {
+                place.1 = true;
+            } else {
+                place.0 = true;
+            }
+            if !seen.insert(d.id) {
+                round_dups += 1;
+                continue;
+            }
+            assert!(
+                d.id / ROUND_IDS == round,
+                "round {round}: id {} of an earlier round shows up for the first time (in {})",
+                d.id,
+                if in_dlq { "dlq" } else { "work" }
+            );
+            if !confirmed_set.contains(&d.id) {
+                unconfirmed_kept += 1;
+            }
+        }
+        let round_both = found.values().filter(|(w, q)| *w && *q).count() as u64;
+        duplicates += round_dups;
+        in_both_total += round_both;
+        let mut lost: Vec<u64> = confirmed
+            .iter()
+            .copied()
+            .filter(|id| !seen.contains(id))
+            .collect();
+        lost.sort_unstable();
+        if !lost.is_empty() {
+            let rejected_set: HashSet<u64> = rejected.iter().copied().collect();
+            let lost_rejected = lost.iter().filter(|id| rejected_set.contains(id)).count();
+            panic!(
+                "round {round}: {} confirmed message(s) LOST (in neither {work} nor {dlq}) \
+                 after SIGKILL {kill_after:?} into the round; {lost_rejected} of them had been \
+                 nacked (requeue=false) by the consumer; first ids {:?}, last id {:?} \
+                 (published {}, confirmed {}, rejected {}, found in work {}, in dlq {}); \
+                 broker log after the restart:\n{}",
+                lost.len(),
+                &lost[..lost.len().min(20)],
+                lost.last(),
+                next_id - first_id,
+                confirmed.len(),
+                rejected.len(),
+                from_work.len(),
+                from_dlq.len(),
+                broker.log()
+            );
+        }
+        eprintln!(
+            "crash-dlx: round {round:2}: killed after {:3} ms, published {:6}, confirmed {:6}, \
+             nacked {nacked}, rejected {:6}; found in work {:6}, in dlq {:6} ({round_dups} \
+             duplicates, {round_both} in both)",
+            kill_after.as_millis(),
+            next_id - first_id,
+            confirmed.len(),
+            rejected.len(),
+            from_work.len(),
+            from_dlq.len()
+        );
+    }
+    eprintln!(
+        "crash-dlx: {round} rounds in {:.1?}: published {published}, confirmed \
+         {confirmed_total}, publisher nacks {nacked_total}, rejected by the consumer \
+         {rejected_total}; found after restarts: in work {in_work_total}, dead-lettered in dlq \
+         {in_dlq_total}; lost 0; duplicates {duplicates} ({in_both_total} ids in both queues); \
+         unconfirmed but recovered {unconfirmed_kept}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        corrupt_live, 0,
+        "the consumer on work got corrupt bodies before the kills"
+    );
+    assert!(
+        bad_headers.is_empty(),
+        "messages with a wrong x-death after restarts:\n{}",
+        bad_headers.join("\n")
+    );
+    assert!(
+        confirmed_total >= 1000,
+        "only {confirmed_total} messages were confirmed in {round} rounds: the test proves little"
+    );
+    assert!(
+        in_dlq_total >= 100,
+        "only {in_dlq_total} dead-lettered messages were found in {round} rounds: the test \
+         proves little"
     );
     broker.shutdown().await;
 }
