@@ -108,6 +108,13 @@ struct Args {
     /// Queue name (deleted first if it exists, declared fresh, deleted at the end).
     #[arg(long)]
     queue: Option<String>,
+    /// Queue argument `KEY=VALUE` for the declare (repeatable); integers are sent as long,
+    /// anything else as a string (e.g. `x-message-ttl=1000`, `x-dead-letter-exchange=dlx`).
+    #[arg(long = "queue-arg", value_name = "KEY=VALUE")]
+    queue_args: Vec<String>,
+    /// Give messages priorities 0..N-1 in turn (for `x-max-priority` queues); 0 = none.
+    #[arg(long, default_value_t = 0)]
+    priorities: u8,
     /// PID of the broker process, to report its CPU time per message.
     #[arg(long)]
     broker_pid: Option<u32>,
@@ -224,7 +231,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 durable: args.persistent,
                 ..QueueDeclareOptions::default()
             },
-            FieldTable::default(),
+            queue_arguments(&args.queue_args)?,
         )
         .await
         .context("declaring the queue")?;
@@ -305,6 +312,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             rate: args.rate,
             confirm: args.confirm,
             persistent: args.persistent,
+            priorities: args.priorities,
             max_backlog: args.max_backlog,
             start,
             end,
@@ -451,12 +459,39 @@ struct PublishCfg {
     rate: u64,
     confirm: Option<u64>,
     persistent: bool,
+    priorities: u8,
     max_backlog: u64,
     start: Instant,
     end: Instant,
 }
 
+/// `KEY=VALUE` pairs as a field table (integers as long, the rest as strings).
+fn queue_arguments(pairs: &[String]) -> anyhow::Result<FieldTable> {
+    let mut t = FieldTable::default();
+    for p in pairs {
+        let (k, v) = p
+            .split_once('=')
+            .with_context(|| format!("--queue-arg {p}: expected KEY=VALUE"))?;
+        let value = match v.parse::<i64>() {
+            Ok(n) => lapin::types::AMQPValue::LongLongInt(n),
+            Err(_) => lapin::types::AMQPValue::LongString(v.into()),
+        };
+        t.insert(k.into(), value);
+    }
+    Ok(t)
+}
+
 type Pending = Pin<Box<dyn Future<Output = lapin::Result<PublisherConfirm>> + Send>>;
+
+fn with_priority(props: &BasicProperties, priorities: u8, n: u64) -> BasicProperties {
+    if priorities == 0 {
+        props.clone()
+    } else {
+        props
+            .clone()
+            .with_priority((n % u64::from(priorities)) as u8)
+    }
+}
 
 async fn publish(ch: Channel, cfg: PublishCfg, shared: Arc<Shared>) -> anyhow::Result<()> {
     let props = if cfg.persistent {
@@ -512,7 +547,7 @@ async fn publish(ch: Channel, cfg: PublishCfg, shared: Arc<Shared>) -> anyhow::R
                         cfg.routing_key.clone(),
                         opts,
                         &body,
-                        props.clone(),
+                        with_priority(&props, cfg.priorities, n),
                     )
                     .await?;
                 confirms.push_back(confirm);
@@ -522,7 +557,7 @@ async fn publish(ch: Channel, cfg: PublishCfg, shared: Arc<Shared>) -> anyhow::R
                     ch.clone(),
                     body.clone(),
                     cfg.routing_key.clone(),
-                    props.clone(),
+                    with_priority(&props, cfg.priorities, n),
                     exchange.clone(),
                 );
                 let mut fut: Pending =
@@ -544,7 +579,7 @@ async fn publish(ch: Channel, cfg: PublishCfg, shared: Arc<Shared>) -> anyhow::R
                     cfg.routing_key.clone(),
                     opts,
                     &body,
-                    props.clone(),
+                    with_priority(&props, cfg.priorities, n),
                 ))
                 .await
                 {
@@ -568,7 +603,7 @@ async fn publish(ch: Channel, cfg: PublishCfg, shared: Arc<Shared>) -> anyhow::R
             ch.clone(),
             body.clone(),
             cfg.routing_key.clone(),
-            props.clone(),
+            with_priority(&props, cfg.priorities, n),
             exchange.clone(),
         );
         checkpoints.push_back(Box::pin(async move {
