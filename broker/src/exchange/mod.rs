@@ -104,6 +104,8 @@ pub struct RouteScratch {
     pending: Vec<Arc<Exchange>>,
     /// Addresses of exchanges already visited (identities only, never dereferenced).
     seen_exchanges: Vec<usize>,
+    /// Buffers for topic matching.
+    topic: topic::TopicScratch,
 }
 
 impl Exchange {
@@ -268,11 +270,17 @@ impl Exchange {
                     }
                 }
                 ExchangeKind::Fanout => b.all.iter().for_each(&mut visit),
-                ExchangeKind::Topic => b
-                    .all
-                    .iter()
-                    .filter(|x| x.topic.as_ref().is_some_and(|t| t.matches(routing_key)))
-                    .for_each(&mut visit),
+                ExchangeKind::Topic => {
+                    let key = topic::TopicKey::new(routing_key);
+                    b.all
+                        .iter()
+                        .filter(|x| {
+                            x.topic
+                                .as_ref()
+                                .is_some_and(|t| t.matches_key(&key, &mut scratch.topic))
+                        })
+                        .for_each(&mut visit);
+                }
                 ExchangeKind::Headers => b
                     .all
                     .iter()

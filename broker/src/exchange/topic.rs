@@ -36,20 +36,35 @@ impl TopicPattern {
 
     /// Whether `routing_key` matches.
     pub fn matches(&self, routing_key: &str) -> bool {
+        let key = TopicKey::new(routing_key);
+        self.matches_key(&key, &mut TopicScratch::default())
+    }
+
+    /// Whether an already split key matches; `scratch` is reused across bindings so routing
+    /// one message through many bindings allocates once.
+    pub fn matches_key(&self, key: &TopicKey<'_>, scratch: &mut TopicScratch) -> bool {
+        let key = &key.words;
         // Fast paths for the common shapes.
         if let [Word::Hash] = self.words.as_slice() {
             return true;
         }
-        let key: Vec<&str> = if routing_key.is_empty() {
-            Vec::new()
-        } else {
-            routing_key.split('.').collect()
-        };
+        if !self.words.iter().any(|w| *w == Word::Hash) {
+            // Without `#` the pattern consumes exactly one key word per pattern word.
+            return self.words.len() == key.len()
+                && self.words.iter().zip(key).all(|(w, k)| match w {
+                    Word::Star => true,
+                    Word::Literal(lit) => **lit == **k,
+                    Word::Hash => false,
+                });
+        }
         // reachable[j]: the pattern prefix seen so far can consume exactly key[..j].
-        let mut reachable = vec![false; key.len() + 1];
+        let TopicScratch { reachable, next } = scratch;
+        reachable.clear();
+        reachable.resize(key.len() + 1, false);
         reachable[0] = true;
         for word in &self.words {
-            let mut next = vec![false; key.len() + 1];
+            next.clear();
+            next.resize(key.len() + 1, false);
             match word {
                 Word::Hash => {
                     let mut any = false;
@@ -67,13 +82,38 @@ impl TopicPattern {
                     }
                 }
             }
-            reachable = next;
+            std::mem::swap(reachable, next);
             if !reachable.iter().any(|r| *r) {
                 return false;
             }
         }
         reachable[key.len()]
     }
+}
+
+/// A routing key split into words once per message.
+#[derive(Debug)]
+pub struct TopicKey<'a> {
+    words: Vec<&'a str>,
+}
+
+impl<'a> TopicKey<'a> {
+    /// Splits `routing_key` (an empty key has no words).
+    pub fn new(routing_key: &'a str) -> Self {
+        let words = if routing_key.is_empty() {
+            Vec::new()
+        } else {
+            routing_key.split('.').collect()
+        };
+        Self { words }
+    }
+}
+
+/// Buffers reused by [`TopicPattern::matches_key`].
+#[derive(Debug, Default)]
+pub struct TopicScratch {
+    reachable: Vec<bool>,
+    next: Vec<bool>,
 }
 
 #[cfg(test)]

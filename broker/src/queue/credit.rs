@@ -54,8 +54,12 @@ impl ConsumerCredit {
     /// Takes one credit for a delivery, or returns false if any limit is reached.
     pub fn try_acquire(&self, no_ack: bool) -> bool {
         if !try_increment(&self.in_transit, TRANSIT_WINDOW) {
+            // Ask to be woken, then look again: credit returned between the check and the
+            // flag would otherwise wake nobody. A spurious wake-up is harmless.
             self.starved.store(true, Ordering::Release);
-            return false;
+            if !try_increment(&self.in_transit, TRANSIT_WINDOW) {
+                return false;
+            }
         }
         if no_ack {
             return true;
