@@ -48,7 +48,7 @@ impl TopicPattern {
         if let [Word::Hash] = self.words.as_slice() {
             return true;
         }
-        if !self.words.iter().any(|w| *w == Word::Hash) {
+        if !self.words.contains(&Word::Hash) {
             // Without `#` the pattern consumes exactly one key word per pattern word.
             return self.words.len() == key.len()
                 && self.words.iter().zip(key).all(|(w, k)| match w {
