@@ -100,14 +100,13 @@ impl Channel {
             ))
             .into());
         }
-        if !m.nowait {
-            ctx.out.method(
-                self.id,
-                &AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
-                    consumer_tag: tag.as_ref().into(),
-                })),
-            );
-        }
+        self.reply(
+            ctx,
+            m.nowait,
+            AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
+                consumer_tag: tag.as_ref().into(),
+            })),
+        );
         Ok(())
     }
 
@@ -126,14 +125,13 @@ impl Channel {
                 ctx.vhost.delete_queue(&c.queue);
             }
         }
-        if !m.nowait {
-            ctx.out.method(
-                self.id,
-                &AMQPClass::Basic(basic::AMQPMethod::CancelOk(basic::CancelOk {
-                    consumer_tag: m.consumer_tag,
-                })),
-            );
-        }
+        self.reply(
+            ctx,
+            m.nowait,
+            AMQPClass::Basic(basic::AMQPMethod::CancelOk(basic::CancelOk {
+                consumer_tag: m.consumer_tag,
+            })),
+        );
         Ok(())
     }
 

@@ -30,12 +30,11 @@ impl Channel {
                 arguments: m.arguments,
             })?;
         }
-        if !m.nowait {
-            ctx.out.method(
-                self.id,
-                &AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})),
-            );
-        }
+        self.reply(
+            ctx,
+            m.nowait,
+            AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})),
+        );
         Ok(())
     }
 
@@ -49,12 +48,11 @@ impl Channel {
         }
         ctx.vhost
             .delete_exchange(m.exchange.as_str(), m.if_unused)?;
-        if !m.nowait {
-            ctx.out.method(
-                self.id,
-                &AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})),
-            );
-        }
+        self.reply(
+            ctx,
+            m.nowait,
+            AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})),
+        );
         Ok(())
     }
 
@@ -74,12 +72,11 @@ impl Channel {
             m.routing_key.as_str(),
             m.arguments,
         );
-        if !m.nowait {
-            ctx.out.method(
-                self.id,
-                &AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})),
-            );
-        }
+        self.reply(
+            ctx,
+            m.nowait,
+            AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})),
+        );
         Ok(())
     }
 
@@ -99,12 +96,11 @@ impl Channel {
             m.routing_key.as_str(),
             &m.arguments,
         );
-        if !m.nowait {
-            ctx.out.method(
-                self.id,
-                &AMQPClass::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})),
-            );
-        }
+        self.reply(
+            ctx,
+            m.nowait,
+            AMQPClass::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})),
+        );
         Ok(())
     }
 
@@ -115,16 +111,15 @@ impl Channel {
     ) -> Result<(), AmqpException> {
         if m.queue.as_str() == "amq.rabbitmq.reply-to" {
             // The direct reply-to pseudo-queue always "exists" with one consumer (RabbitMQ).
-            if !m.nowait {
-                ctx.out.method(
-                    self.id,
-                    &AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
-                        queue: m.queue,
-                        message_count: 0,
-                        consumer_count: 1,
-                    })),
-                );
-            }
+            self.reply(
+                ctx,
+                m.nowait,
+                AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                    queue: m.queue,
+                    message_count: 0,
+                    consumer_count: 1,
+                })),
+            );
             return Ok(());
         }
         let (queue, _created) = if m.passive {
@@ -153,16 +148,15 @@ impl Channel {
             }
         };
         self.last_queue.clone_from(&queue.name);
-        if !m.nowait {
-            ctx.out.method(
-                self.id,
-                &AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
-                    queue: queue.name.as_str().into(),
-                    message_count: queue.message_count(),
-                    consumer_count: queue.consumer_count(),
-                })),
-            );
-        }
+        self.reply(
+            ctx,
+            m.nowait,
+            AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                queue: queue.name.as_str().into(),
+                message_count: queue.message_count(),
+                consumer_count: queue.consumer_count(),
+            })),
+        );
         Ok(())
     }
 
@@ -186,12 +180,11 @@ impl Channel {
         };
         ctx.vhost
             .bind(&ex, Destination::Queue(Arc::clone(&q)), &key, m.arguments);
-        if !m.nowait {
-            ctx.out.method(
-                self.id,
-                &AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})),
-            );
-        }
+        self.reply(
+            ctx,
+            m.nowait,
+            AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})),
+        );
         Ok(())
     }
 
@@ -229,12 +222,11 @@ impl Channel {
         let q = ctx.vhost.existing_queue(&name)?;
         ctx.vhost.check_exclusive_access(&q, ctx.connection)?;
         let message_count = q.purge();
-        if !m.nowait {
-            ctx.out.method(
-                self.id,
-                &AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk { message_count })),
-            );
-        }
+        self.reply(
+            ctx,
+            m.nowait,
+            AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk { message_count })),
+        );
         Ok(())
     }
 
@@ -266,14 +258,13 @@ impl Channel {
                 ctx.vhost.delete_queue(&q)
             }
         };
-        if !m.nowait {
-            ctx.out.method(
-                self.id,
-                &AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
-                    message_count,
-                })),
-            );
-        }
+        self.reply(
+            ctx,
+            m.nowait,
+            AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
+                message_count,
+            })),
+        );
         Ok(())
     }
 }

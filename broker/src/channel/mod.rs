@@ -139,6 +139,13 @@ impl Channel {
         }
     }
 
+    /// Sends a synchronous method's reply unless the client asked for `nowait`.
+    fn reply(&self, ctx: &mut Ctx<'_>, nowait: bool, reply: AMQPClass) {
+        if !nowait {
+            ctx.out.method(self.id, &reply);
+        }
+    }
+
     /// Whether a method frame may arrive now (no content in progress).
     pub fn expects_method(&self) -> bool {
         self.content.is_idle()

@@ -36,12 +36,11 @@ impl Channel {
         if self.confirms.is_none() {
             self.confirms = Some(Confirms::default());
         }
-        if !m.nowait {
-            ctx.out.method(
-                self.id,
-                &AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})),
-            );
-        }
+        self.reply(
+            ctx,
+            m.nowait,
+            AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})),
+        );
         Ok(())
     }
 
