@@ -39,49 +39,8 @@ pub fn broker_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| match std::env::var("BROKER_BIN") {
         Ok(path) => PathBuf::from(path),
-        Err(_) => cargo_build(&["-p", "broker", "--bin", "broker"]).join("broker"),
+        Err(_) => tests::cargo_build(&["-p", "broker", "--bin", "broker"]).join("broker"),
     })
-}
-
-/// Runs `cargo build <args>` into this test binary's target directory and profile, and returns
-/// the profile directory where the binaries land.
-fn cargo_build(args: &[&str]) -> PathBuf {
-    // This binary is <target>/<profile>/deps/restart-<hash>.
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in <target>/<profile>/deps")
-        .to_path_buf();
-    let target_dir = profile_dir
-        .parent()
-        .expect("<target>/<profile>")
-        .to_path_buf();
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("debug")
-        .to_string();
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "--quiet"])
-        .args(args)
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .env("CARGO_TARGET_DIR", &target_dir);
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    let status = cmd.status().expect("run cargo build");
-    assert!(status.success(), "cargo build {args:?} failed");
-    profile_dir
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
