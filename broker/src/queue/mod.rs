@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::clock;
 use crate::message::Message;
 use crate::protocol::FieldTable;
-use crate::store::{Location, LogReader, MessageRef, QueueLog, Recovered};
+use crate::store::{IDLE_SEGMENT_MS, Location, LogReader, MessageRef, QueueLog, Recovered};
 use crate::timer::Timers;
 use crate::vhost::Vhost;
 pub use args::{Overflow, QueueArgs, QueueType};
@@ -173,6 +173,8 @@ struct QueueState {
     last_used: u64,
     /// Earliest wake-up already asked of the timer task (0 = none).
     timer_at: u64,
+    /// When to delete the log's emptied current segment if it stayed idle (0 = no check due).
+    idle_segment_at: u64,
     /// The queue log (durable queues only).
     log: Option<QueueLog>,
 }
@@ -248,6 +250,7 @@ impl Queue {
                 ever_consumed: false,
                 last_used: clock::monotonic_ms(),
                 timer_at: 0,
+                idle_segment_at: 0,
                 log,
             }),
             deleted: AtomicBool::new(false),
@@ -404,6 +407,29 @@ impl Queue {
             st.timer_at = next;
             self.timers.schedule(next, Weak::clone(&self.me));
         }
+        self.schedule_idle_segment_check(st);
+    }
+
+    /// Acks may have emptied the log's current segment: look again once it has been idle.
+    fn schedule_idle_segment_check(&self, st: &mut QueueState) {
+        if st.log.as_mut().is_some_and(QueueLog::wants_idle_check) {
+            let at = clock::monotonic_ms() + IDLE_SEGMENT_MS;
+            st.idle_segment_at = at;
+            self.timers.schedule(at, Weak::clone(&self.me));
+        }
+    }
+
+    /// Deletes the log's current segment if it stayed empty and idle since it emptied.
+    fn delete_idle_segment_locked(&self, st: &mut QueueState, now: u64) {
+        if st.idle_segment_at == 0 || now < st.idle_segment_at {
+            return;
+        }
+        st.idle_segment_at = 0;
+        if st.log.as_mut().is_some_and(QueueLog::delete_idle_segment) {
+            let at = now + IDLE_SEGMENT_MS;
+            st.idle_segment_at = at;
+            self.timers.schedule(at, Weak::clone(&self.me));
+        }
     }
 
     /// Queues `message` for dead-lettering if the queue has a dead-letter exchange.
@@ -480,6 +506,7 @@ impl Queue {
         {
             tracing::debug!(error = %e, "ack not recorded in the queue log");
         }
+        self.schedule_idle_segment_check(&mut st);
     }
 
     /// Routes dead letters produced outside a publish (timer, dispatch, acks).
@@ -499,6 +526,7 @@ impl Queue {
         let expire_queue = {
             let mut st = self.state.lock();
             st.timer_at = 0;
+            self.delete_idle_segment_locked(&mut st, now);
             self.expire_locked(&mut st, now, &mut dead);
             self.dispatch_locked(&mut st, now, &mut dead);
             self.schedule_locked(&mut st);
@@ -631,6 +659,7 @@ impl Queue {
             for e in entries {
                 forget(&mut st, e);
             }
+            self.schedule_idle_segment_check(&mut st);
         }
     }
 
@@ -644,6 +673,7 @@ impl Queue {
             for e in entries {
                 self.drop_entry(&mut st, DeathReason::Rejected, e, &mut dead);
             }
+            self.schedule_idle_segment_check(&mut st);
         }
         self.route_dead(dead);
     }
@@ -751,6 +781,7 @@ impl Queue {
         for e in &purged {
             forget(&mut st, e);
         }
+        self.schedule_idle_segment_check(&mut st);
         u32::try_from(purged.len()).unwrap_or(u32::MAX)
     }
 

@@ -12,7 +12,12 @@
 //! would forget those acks (the message comes back) or delivered marks (it loses its
 //! `redelivered` flag). A segment is deleted once it has no live message and every older
 //! segment it holds marks for is gone. Marks only point to older segments, so one ascending
-//! pass deletes everything deletable.
+//! pass deletes everything deletable. The current segment is the exception: a busy queue
+//! drains to empty again and again, and deleting and re-creating its file each time costs an
+//! unlink, a create and a directory fsync (a journal commit) per drain. So an emptied current
+//! segment is only deleted once it stayed empty and unwritten for [`IDLE_SEGMENT_MS`]: the
+//! owner asks [`QueueLog::wants_idle_check`] after acking and calls
+//! [`QueueLog::delete_idle_segment`] that much later.
 //!
 //! Must not: keep anything per message in memory, or take the syncer's lock before its own.
 
@@ -32,8 +37,13 @@ use super::{Location, MessageRef, Store, StoreError, StoredMessage};
 
 /// The write buffer is written out once it holds this much; larger records skip it.
 pub(crate) const FLUSH_THRESHOLD: usize = 64 * 1024;
+/// How long an emptied current segment must stay untouched before it is deleted.
+pub const IDLE_SEGMENT_MS: u64 = 1000;
 /// Older segments kept open for reading (deliveries read the oldest segments, in order).
 const READER_CACHE: usize = 2;
+/// Deliveries read paged-out messages in publish order, so a read fetches this much of the
+/// segment and the next messages come from memory: one `pread` per chunk, not per message.
+const READAHEAD: usize = 128 * 1024;
 
 /// The log of one durable queue. Not `Clone`: one owner appends.
 pub struct QueueLog {
@@ -46,6 +56,12 @@ pub struct QueueLog {
     segments: BTreeMap<u32, SegmentInfo>,
     /// One more than the largest seq in any record on disk.
     next_seq: u64,
+    /// Records appended so far (tells whether the current segment was written since a check).
+    appended: u64,
+    /// The current segment emptied with `appended` at this value and the owner has not been
+    /// told yet (`Some`), or has been and will call back (`None` with `idle_check_pending`).
+    idle_since: Option<u64>,
+    idle_check_pending: bool,
 }
 
 /// A handle that reads a queue's messages without the queue's owner (for example outside
@@ -79,6 +95,25 @@ pub(crate) struct LogShared {
     writer: Mutex<Writer>,
     /// Small most-recently-used cache of older segments open for reading.
     readers: Mutex<Vec<OpenSegment>>,
+    /// The last chunk read from a segment file (see [`READAHEAD`]).
+    readahead: Mutex<Option<Chunk>>,
+}
+
+/// Bytes of a segment file starting at `offset`, as read from the file.
+struct Chunk {
+    segment: u32,
+    offset: u64,
+    bytes: Bytes,
+}
+
+impl Chunk {
+    /// The record at `offset` of `len` bytes, if this chunk holds all of it (copied, so a
+    /// message kept in memory does not pin the whole chunk).
+    fn record(&self, segment: u32, offset: u64, len: usize) -> Option<Bytes> {
+        let start = usize::try_from(offset.checked_sub(self.offset)?).ok()?;
+        let bytes = self.bytes.get(start..start.checked_add(len)?)?;
+        (self.segment == segment).then(|| Bytes::copy_from_slice(bytes))
+    }
 }
 
 /// A segment open for writing at its end.
@@ -142,6 +177,7 @@ impl QueueLog {
                 deleted: false,
             }),
             readers: Mutex::new(Vec::new()),
+            readahead: Mutex::new(None),
         });
         let mut queue_log = Self {
             store,
@@ -149,8 +185,12 @@ impl QueueLog {
             log,
             segments,
             next_seq,
+            appended: 0,
+            idle_since: None,
+            idle_check_pending: false,
         };
-        queue_log.collect();
+        // At open nothing is busy: an empty current segment goes at once.
+        queue_log.collect(true);
         queue_log
     }
 
@@ -163,6 +203,7 @@ impl QueueLog {
         let location = self.log.append_message(seq, &message, payload_len)?;
         self.segments.entry(location.segment).or_default().live += 1;
         self.next_seq = self.next_seq.max(seq.saturating_add(1));
+        self.appended += 1;
         Ok(location)
     }
 
@@ -184,9 +225,35 @@ impl QueueLog {
             None => false,
         };
         if emptied {
-            self.collect();
+            self.collect(false);
         }
         Ok(())
+    }
+
+    /// Whether the owner should call [`delete_idle_segment`](Self::delete_idle_segment) in
+    /// [`IDLE_SEGMENT_MS`] (asked after acks; true once per emptying).
+    pub fn wants_idle_check(&mut self) -> bool {
+        if self.idle_since.is_some() && !self.idle_check_pending {
+            self.idle_check_pending = true;
+            return true;
+        }
+        false
+    }
+
+    /// Deletes the current segment if it has been empty and unwritten since it emptied;
+    /// returns true if it emptied again since (check again in [`IDLE_SEGMENT_MS`]).
+    pub fn delete_idle_segment(&mut self) -> bool {
+        self.idle_check_pending = false;
+        let Some(since) = self.idle_since.take() else {
+            return false;
+        };
+        if since == self.appended {
+            self.collect(true);
+            return false;
+        }
+        // Written since: if it emptied again meanwhile, wait for a quiet period from now.
+        self.collect(false);
+        self.wants_idle_check()
     }
 
     /// Records that a message was delivered (recovery marks it redelivered).
@@ -232,8 +299,10 @@ impl QueueLog {
         self.store.remove_queue_dir(&self.log.dir)
     }
 
-    /// Deletes every segment with no live message whose marks are no longer needed.
-    fn collect(&mut self) {
+    /// Deletes every segment with no live message whose marks are no longer needed; the
+    /// current one only with `idle` (otherwise it is noted for a later idle check).
+    fn collect(&mut self, idle: bool) {
+        let current = self.log.current_id();
         let empty: Vec<u32> = self
             .segments
             .iter()
@@ -241,6 +310,11 @@ impl QueueLog {
             .map(|(id, _)| *id)
             .collect();
         for id in empty {
+            if !idle && Some(id) == current {
+                // Idle is counted from the first emptying not checked yet.
+                self.idle_since.get_or_insert(self.appended);
+                continue;
+            }
             let needed = self
                 .segments
                 .get(&id)
@@ -293,6 +367,10 @@ impl LogReader {
 }
 
 impl LogShared {
+    fn current_id(&self) -> Option<u32> {
+        self.writer.lock().current.as_ref().map(|c| c.id)
+    }
+
     fn append_message(
         self: &Arc<Self>,
         seq: u64,
@@ -476,6 +554,8 @@ impl LogShared {
     fn read(&self, location: Location) -> Result<StoredMessage, StoreError> {
         let len = location.len as usize;
         let offset = u64::from(location.offset);
+        // How far the file may be read: the current segment's unwritten tail is in `pending`.
+        let mut readable = u64::MAX;
         let source = {
             let writer = self.writer.lock();
             match writer.current.as_ref() {
@@ -494,6 +574,7 @@ impl LogShared {
                                 offset,
                             });
                     }
+                    readable = current.written;
                     Some(OpenSegment {
                         id: current.id,
                         file: Arc::clone(&current.file),
@@ -514,18 +595,64 @@ impl LogShared {
         if location.len < RECORD_HEADER_LEN + record::MIN_PAYLOAD_LEN {
             return Err(corrupt());
         }
-        let mut buf = vec![0u8; len];
-        segment
-            .file
-            .file
-            .read_exact_at(&mut buf, offset)
-            .map_err(|source| StoreError::Io {
-                path: segment.file.path.clone(),
-                source,
-            })?;
-        record::decode_message(Bytes::from(buf), segment.salt)
+        let cached = self
+            .readahead
+            .lock()
+            .as_ref()
+            .and_then(|chunk| chunk.record(location.segment, offset, len));
+        let record = match cached {
+            Some(record) => record,
+            None => {
+                let chunk = self.read_chunk(&segment, offset, len, readable)?;
+                let record = chunk
+                    .record(location.segment, offset, len)
+                    .ok_or_else(corrupt)?;
+                *self.readahead.lock() = Some(chunk);
+                record
+            }
+        };
+        record::decode_message(record, segment.salt)
             .map(|(_, message)| message)
             .ok_or_else(corrupt)
+    }
+
+    /// Reads at least `len` bytes at `offset` and up to [`READAHEAD`], not past `readable`.
+    fn read_chunk(
+        &self,
+        segment: &OpenSegment,
+        offset: u64,
+        len: usize,
+        readable: u64,
+    ) -> Result<Chunk, StoreError> {
+        let io = |source| StoreError::Io {
+            path: segment.file.path.clone(),
+            source,
+        };
+        let room = usize::try_from(readable.saturating_sub(offset)).unwrap_or(usize::MAX);
+        let want = READAHEAD.min(room).max(len);
+        let mut buf = vec![0u8; want];
+        let mut filled = 0;
+        while filled < want {
+            match segment
+                .file
+                .file
+                .read_at(&mut buf[filled..], offset + filled as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        if filled < len {
+            return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        buf.truncate(filled);
+        Ok(Chunk {
+            segment: segment.id,
+            offset,
+            bytes: Bytes::from(buf),
+        })
     }
 
     fn open_reader(&self, id: u32) -> Result<OpenSegment, StoreError> {
@@ -574,6 +701,11 @@ impl LogShared {
             writer.unsynced.retain(|f| f.path != path);
         }
         self.readers.lock().retain(|r| r.id != id);
+        let mut readahead = self.readahead.lock();
+        if readahead.as_ref().is_some_and(|chunk| chunk.segment == id) {
+            *readahead = None;
+        }
+        drop(readahead);
         match std::fs::remove_file(&path) {
             Ok(()) => tracing::debug!(path = %path.display(), "deleted fully acked segment"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

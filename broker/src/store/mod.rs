@@ -71,7 +71,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-pub use log::{LogReader, QueueLog};
+pub use log::{IDLE_SEGMENT_MS, LogReader, QueueLog};
 
 use layout::{LOCK_FILE, QUEUES_DIR, QueueDir};
 use syncer::Core;

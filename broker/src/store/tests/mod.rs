@@ -205,6 +205,10 @@ fn disk_returns_to_zero_when_everything_is_acked() {
     for &(seq, location) in evens.chain(odds.into_iter().rev()) {
         log.ack(seq, location).expect("ack");
     }
+    // The emptied current segment stays until the owner's idle check.
+    assert_eq!(log.segment_count(), 1);
+    assert!(log.wants_idle_check());
+    assert!(!log.delete_idle_segment());
     assert_eq!(log.segment_count(), 0);
     assert_eq!(segment_files(dir.path()), Vec::<PathBuf>::new());
     // And the log keeps working.
@@ -222,6 +226,20 @@ fn a_quiet_queues_current_segment_is_deleted() {
     assert_eq!(segment_files(dir.path()).len(), 1);
     log.delivered(1, location).expect("delivered");
     log.ack(1, location).expect("ack");
+    // A busy queue keeps its emptied current segment for the next messages...
+    assert_eq!(segment_files(dir.path()).len(), 1);
+    assert!(log.wants_idle_check());
+    assert!(!log.wants_idle_check(), "asked once per emptying");
+    // ...and if it was written since the emptying, the check waits for another idle period.
+    let again = log.append(2, message(b"another")).expect("append");
+    log.ack(2, again).expect("ack");
+    assert!(
+        log.delete_idle_segment(),
+        "emptied again since: check later"
+    );
+    assert_eq!(segment_files(dir.path()).len(), 1);
+    // Idle since the last check: deleted.
+    assert!(!log.delete_idle_segment());
     assert_eq!(segment_files(dir.path()), Vec::<PathBuf>::new());
     drop(log);
     let (_, recovered) = store.open_queue("/", "q").expect("reopen queue");
@@ -250,6 +268,9 @@ fn a_segment_holding_acks_outlives_the_segment_they_point_to() {
     let (mut log, recovered) = store.open_queue("/", "q").expect("open queue");
     assert_eq!(recovered.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1]);
     log.ack(1, recovered[0].location).expect("ack");
+    if log.wants_idle_check() {
+        log.delete_idle_segment();
+    }
     assert_eq!(log.segment_count(), 0);
     assert_eq!(segment_files(dir.path()), Vec::<PathBuf>::new());
 }
@@ -517,4 +538,36 @@ fn recover_1m() {
             }
         );
     }
+}
+
+#[test]
+fn reads_in_any_order_see_every_record_across_chunks_segments_and_the_write_buffer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = StoreOptions {
+        segment_size: 1 << 20,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), options).expect("open");
+    let (mut log, _) = store.open_queue("/", "q").expect("open queue");
+    // Sizes around the readahead chunk and the write buffer, so records straddle chunk ends,
+    // fill several segments, and the last ones are still only in the write buffer.
+    let sizes = [0, 1, 700, 4096, 60_000, 130_000, 300_000];
+    let mut written = Vec::new();
+    for seq in 0..400u64 {
+        let len = sizes[seq as usize % sizes.len()];
+        let location = log.append(seq, message(&body_for(seq, len))).expect("append");
+        written.push((seq, len, location));
+        if seq == 300 {
+            sync(&store).expect("sync");
+        }
+    }
+    assert!(log.segment_count() > 3, "{} segments", log.segment_count());
+    let check = |&(seq, len, location): &(u64, usize, Location)| {
+        let stored = log.read(location).expect("read");
+        assert_eq!(stored.body.len(), len, "seq {seq}");
+        assert_eq!(&stored.body[..], &body_for(seq, len)[..], "seq {seq}");
+    };
+    written.iter().for_each(check);
+    written.iter().rev().for_each(check);
+    written.iter().step_by(7).for_each(check);
 }
