@@ -227,7 +227,7 @@ impl Queue {
                         message: None,
                         location: Some(r.location),
                         expires_at: 0,
-                        size: r.location.len,
+                        size: r.body_len,
                         deliveries: u16::from(r.delivered),
                         priority: 0,
                         redelivered: r.delivered,
@@ -393,8 +393,7 @@ impl Queue {
     /// Drops expired messages at the head.
     fn expire_locked(&self, st: &mut QueueState, now: u64, dead: &mut Vec<DeadLetter>) {
         let mut expired = Vec::new();
-        st.ready
-            .pop_expired(|e| e.expires_at != 0 && e.expires_at <= now, &mut expired);
+        st.ready.pop_expired(now, &mut expired);
         for e in expired {
             self.drop_entry(st, DeathReason::Expired, e, dead);
         }
@@ -569,11 +568,7 @@ impl Queue {
         while !st.ready.is_empty() && !st.consumers.is_empty() {
             // Never deliver an expired message (one at its deadline still goes: TTL 0 means
             // "deliver now or never").
-            if st
-                .ready
-                .front()
-                .is_some_and(|e| e.expires_at != 0 && e.expires_at < now)
-            {
+            if (1..now).contains(&st.ready.front_deadline()) {
                 self.expire_locked(st, now - 1, dead);
                 continue;
             }

@@ -107,13 +107,39 @@ struct Chunk {
 }
 
 impl Chunk {
-    /// The record at `offset` of `len` bytes, if this chunk holds all of it (copied, so a
-    /// message kept in memory does not pin the whole chunk).
-    fn record(&self, segment: u32, offset: u64, len: usize) -> Option<Bytes> {
+    /// The record at `offset`, if this chunk holds all of it (copied, so a message kept in
+    /// memory does not pin the whole chunk).
+    fn record(&self, segment: u32, offset: u64) -> Option<Bytes> {
+        if self.segment != segment {
+            return None;
+        }
         let start = usize::try_from(offset.checked_sub(self.offset)?).ok()?;
-        let bytes = self.bytes.get(start..start.checked_add(len)?)?;
-        (self.segment == segment).then(|| Bytes::copy_from_slice(bytes))
+        let record = record::whole_record(self.bytes.get(start..)?)?;
+        Some(Bytes::copy_from_slice(record))
     }
+}
+
+/// Reads into `buf` at `offset` until it is full or the file ends; returns the bytes read.
+fn read_up_to(segment: &OpenSegment, buf: &mut [u8], offset: u64) -> Result<usize, StoreError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match segment
+            .file
+            .file
+            .read_at(&mut buf[filled..], offset + filled as u64)
+        {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: segment.file.path.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(filled)
 }
 
 /// A segment open for writing at its end.
@@ -380,12 +406,13 @@ impl LogShared {
         let record_len = payload_len + RECORD_HEADER_LEN;
         let mut writer = self.writer.lock();
         let current = self.current_with_room(&mut writer, record_len)?;
-        let location = Location {
-            segment: current.id,
-            // `current_with_room` keeps every record end within u32.
-            offset: current.end() as u32,
-            len: record_len,
-        };
+        // `current_with_room` keeps every record end within u32; records start after the
+        // segment header.
+        let location =
+            Location::new(current.id, current.end() as u32).ok_or_else(|| StoreError::Corrupt {
+                path: current.file.path.clone(),
+                offset: 0,
+            })?;
         if record_len as usize >= FLUSH_THRESHOLD {
             // One write for the buffer and the record's head, one for the body: no copy.
             record::encode_message_prefix(
@@ -552,8 +579,7 @@ impl LogShared {
     }
 
     fn read(&self, location: Location) -> Result<StoredMessage, StoreError> {
-        let len = location.len as usize;
-        let offset = u64::from(location.offset);
+        let offset = u64::from(location.offset());
         // How far the file may be read: the current segment's unwritten tail is in `pending`.
         let mut readable = u64::MAX;
         let source = {
@@ -562,11 +588,11 @@ impl LogShared {
                 Some(current) if current.id == location.segment => {
                     if offset >= current.written {
                         let start = (offset - current.written) as usize;
-                        let record = current
+                        return current
                             .pending
-                            .get(start..start.saturating_add(len))
-                            .map(Bytes::copy_from_slice);
-                        return record
+                            .get(start..)
+                            .and_then(record::whole_record)
+                            .map(Bytes::copy_from_slice)
                             .and_then(|record| record::decode_message(record, current.salt))
                             .map(|(_, message)| message)
                             .ok_or_else(|| StoreError::Corrupt {
@@ -588,71 +614,82 @@ impl LogShared {
             Some(segment) => segment,
             None => self.open_reader(location.segment)?,
         };
-        let corrupt = || StoreError::Corrupt {
-            path: segment.file.path.clone(),
-            offset,
-        };
-        if location.len < RECORD_HEADER_LEN + record::MIN_PAYLOAD_LEN {
-            return Err(corrupt());
-        }
         let cached = self
             .readahead
             .lock()
             .as_ref()
-            .and_then(|chunk| chunk.record(location.segment, offset, len));
+            .and_then(|chunk| chunk.record(location.segment, offset));
         let record = match cached {
             Some(record) => record,
             None => {
-                let chunk = self.read_chunk(&segment, offset, len, readable)?;
-                let record = chunk
-                    .record(location.segment, offset, len)
-                    .ok_or_else(corrupt)?;
-                *self.readahead.lock() = Some(chunk);
-                record
+                let chunk = self.read_chunk(&segment, offset, readable)?;
+                match chunk.record(location.segment, offset) {
+                    Some(record) => {
+                        *self.readahead.lock() = Some(chunk);
+                        record
+                    }
+                    None => self.read_large(&segment, &chunk, readable)?,
+                }
             }
         };
         record::decode_message(record, segment.salt)
             .map(|(_, message)| message)
-            .ok_or_else(corrupt)
+            .ok_or_else(|| StoreError::Corrupt {
+                path: segment.file.path.clone(),
+                offset,
+            })
     }
 
-    /// Reads at least `len` bytes at `offset` and up to [`READAHEAD`], not past `readable`.
+    /// Reads up to [`READAHEAD`] bytes at `offset`, not past `readable` nor the file's end.
     fn read_chunk(
         &self,
         segment: &OpenSegment,
         offset: u64,
-        len: usize,
         readable: u64,
     ) -> Result<Chunk, StoreError> {
-        let io = |source| StoreError::Io {
-            path: segment.file.path.clone(),
-            source,
-        };
         let room = usize::try_from(readable.saturating_sub(offset)).unwrap_or(usize::MAX);
-        let want = READAHEAD.min(room).max(len);
-        let mut buf = vec![0u8; want];
-        let mut filled = 0;
-        while filled < want {
-            match segment
-                .file
-                .file
-                .read_at(&mut buf[filled..], offset + filled as u64)
-            {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io(e)),
-            }
-        }
-        if filled < len {
-            return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
-        }
+        let mut buf = vec![0u8; READAHEAD.min(room)];
+        let filled = read_up_to(segment, &mut buf, offset)?;
         buf.truncate(filled);
         Ok(Chunk {
             segment: segment.id,
             offset,
             bytes: Bytes::from(buf),
         })
+    }
+
+    /// The record at the start of `chunk` when it is longer than the chunk: its length comes
+    /// from its header, checked against the file before anything is allocated.
+    fn read_large(
+        &self,
+        segment: &OpenSegment,
+        chunk: &Chunk,
+        readable: u64,
+    ) -> Result<Bytes, StoreError> {
+        let path = &segment.file.path;
+        let corrupt = || StoreError::Corrupt {
+            path: path.clone(),
+            offset: chunk.offset,
+        };
+        let payload = record::framed_len(&chunk.bytes, u64::MAX).ok_or_else(corrupt)?;
+        let len = u64::from(payload) + u64::from(RECORD_HEADER_LEN);
+        let file_len = segment
+            .file
+            .file
+            .metadata()
+            .map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        if chunk.offset + len > readable.min(file_len) {
+            return Err(corrupt());
+        }
+        let mut buf = vec![0u8; len as usize];
+        if read_up_to(segment, &mut buf, chunk.offset)? < buf.len() {
+            return Err(corrupt());
+        }
+        Ok(Bytes::from(buf))
     }
 
     fn open_reader(&self, id: u32) -> Result<OpenSegment, StoreError> {

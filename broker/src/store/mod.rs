@@ -63,6 +63,7 @@ mod tests;
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -76,14 +77,30 @@ pub use log::{IDLE_SEGMENT_MS, LogReader, QueueLog};
 use layout::{LOCK_FILE, QUEUES_DIR, QueueDir};
 use syncer::Core;
 
-/// Where a message record lives.
+/// Where a message record lives. Eight bytes, and so is `Option<Location>` (a record never
+/// starts at offset 0, where the segment header is): queues keep one per queued message. The
+/// record's length is in its header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Location {
     pub segment: u32,
+    offset: NonZeroU32,
+}
+
+const _: () = assert!(std::mem::size_of::<Option<Location>>() == 8);
+
+impl Location {
+    /// `None` for offset 0 (the segment header).
+    pub(crate) fn new(segment: u32, offset: u32) -> Option<Self> {
+        Some(Self {
+            segment,
+            offset: NonZeroU32::new(offset)?,
+        })
+    }
+
     /// Offset of the record in the segment file.
-    pub offset: u32,
-    /// Length of the whole record, header included.
-    pub len: u32,
+    pub fn offset(&self) -> u32 {
+        self.offset.get()
+    }
 }
 
 /// A message to append, borrowed from the caller's message.
@@ -111,6 +128,8 @@ pub struct StoredMessage {
 pub struct Recovered {
     pub seq: u64,
     pub location: Location,
+    /// Length of the message's body.
+    pub body_len: u32,
     /// A `delivered` record was seen for it (it comes back `redelivered=true`).
     pub delivered: bool,
 }

@@ -71,6 +71,8 @@ pub(crate) struct Parsed {
     pub target_segment: u32,
     /// Record length including its 8-byte header.
     pub record_len: u32,
+    /// For messages: the body's length.
+    pub body_len: u32,
 }
 
 /// Encodes a segment header with `salt`.
@@ -179,6 +181,14 @@ pub(crate) fn framed_len(header: &[u8], available: u64) -> Option<u32> {
         .filter(|len| u64::from(*len) <= available)
 }
 
+/// The record at the start of `bytes` (header and payload), if `bytes` holds all of it and
+/// its length field is plausible; the CRC is checked when it is parsed.
+pub(crate) fn whole_record(bytes: &[u8]) -> Option<&[u8]> {
+    let available = bytes.len().checked_sub(RECORD_HEADER_LEN as usize)?;
+    let payload = framed_len(bytes, available as u64)?;
+    bytes.get(..RECORD_HEADER_LEN as usize + payload as usize)
+}
+
 /// Checks a whole record (`len | crc | payload`) against `salt` and reads what recovery needs.
 /// `None` means the record is not valid: wrong length, CRC mismatch or unknown kind.
 pub(crate) fn parse(record: &[u8], salt: u32) -> Option<Parsed> {
@@ -203,16 +213,32 @@ pub(crate) fn parse(record: &[u8], salt: u32) -> Option<Parsed> {
         return None;
     }
     let seq = le_u64(&payload[1..9]);
-    let target_segment = match kind {
-        Kind::Message => 0,
-        Kind::Ack | Kind::Delivered => le_u32(&payload[9..13]),
+    let (target_segment, body_len) = match kind {
+        Kind::Message => (0, message_body_len(payload)?),
+        Kind::Ack | Kind::Delivered => (le_u32(&payload[9..13]), 0),
     };
     Some(Parsed {
         kind,
         seq,
         target_segment,
         record_len: len + RECORD_HEADER_LEN,
+        body_len,
     })
+}
+
+/// The body length of a message payload, or `None` if its length fields overrun it.
+fn message_body_len(payload: &[u8]) -> Option<u32> {
+    let mut cursor = MESSAGE_FIXED_LEN - 8; // after kind and seq
+    for width in [2, 2, 4] {
+        let field = payload.get(cursor..cursor + width)?;
+        let len = if width == 2 {
+            usize::from(u16::from_le_bytes([field[0], field[1]]))
+        } else {
+            le_u32(field) as usize
+        };
+        cursor = cursor.checked_add(width)?.checked_add(len)?;
+    }
+    u32::try_from(payload.len().checked_sub(cursor)?).ok()
 }
 
 /// Decodes a message record read back for delivery. `record` is the whole record; `None` if it
@@ -295,6 +321,7 @@ mod tests {
         assert_eq!(parsed.kind, Kind::Message);
         assert_eq!(parsed.seq, 42);
         assert_eq!(parsed.record_len as usize, record.len());
+        assert_eq!(parsed.body_len, 5);
         let (seq, stored) = decode_message(Bytes::from(record), 7).expect("decodes");
         assert_eq!(seq, 42);
         assert_eq!(stored.exchange, "amq.direct");

@@ -55,16 +55,18 @@ pub(crate) fn replay(core: &Core, dir: &Path) -> Result<Replayed, StoreError> {
         let end = scan(core, &file, &path, salt, &mut window, |pos, parsed| {
             next_seq = next_seq.max(parsed.seq.saturating_add(1));
             match parsed.kind {
-                Kind::Message => messages.push(Recovered {
-                    seq: parsed.seq,
-                    location: Location {
-                        segment: id,
-                        // Segment offsets fit u32: writers never go past it.
-                        offset: pos as u32,
-                        len: parsed.record_len,
-                    },
-                    delivered: false,
-                }),
+                Kind::Message => {
+                    // Segment offsets fit u32 (writers never go past it) and records start
+                    // after the segment header.
+                    if let Some(location) = Location::new(id, pos as u32) {
+                        messages.push(Recovered {
+                            seq: parsed.seq,
+                            location,
+                            body_len: parsed.body_len,
+                            delivered: false,
+                        });
+                    }
+                }
                 Kind::Ack => acks.push(parsed.seq),
                 Kind::Delivered => delivered.push(parsed.seq),
             }
@@ -359,11 +361,8 @@ mod tests {
     fn recovered(seq: u64) -> Recovered {
         Recovered {
             seq,
-            location: Location {
-                segment: (seq / 10) as u32,
-                offset: 16,
-                len: 30,
-            },
+            location: Location::new((seq / 10) as u32, 16).expect("non-zero offset"),
+            body_len: 0,
             delivered: false,
         }
     }

@@ -32,7 +32,13 @@ fn write_single_segment(data: &Path) -> Written {
     for seq in 0..8u64 {
         let body = body_for(seq, 20 + seq as usize);
         let location = log.append(seq, message(&body)).expect("append");
-        end += u64::from(location.len);
+        let payload = record::message_payload_len(&message(&body)).expect("framed");
+        assert_eq!(
+            u64::from(location.offset()),
+            end,
+            "records are back to back"
+        );
+        end += u64::from(record::RECORD_HEADER_LEN + payload);
         ops.push((Op::Append(seq), end));
         bodies.insert(seq, body);
         locations.insert(seq, location);

@@ -409,14 +409,7 @@ fn an_fsync_failure_poisons_the_store() {
             Err(StoreError::Poisoned(_))
         ));
         assert!(matches!(
-            log.ack(
-                1,
-                Location {
-                    segment: 0,
-                    offset: 16,
-                    len: 1
-                }
-            ),
+            log.ack(1, Location::new(0, 16).expect("non-zero offset")),
             Err(StoreError::Poisoned(_))
         ));
         assert!(matches!(sync(&store), Err(StoreError::Poisoned(_))));
@@ -555,7 +548,9 @@ fn reads_in_any_order_see_every_record_across_chunks_segments_and_the_write_buff
     let mut written = Vec::new();
     for seq in 0..400u64 {
         let len = sizes[seq as usize % sizes.len()];
-        let location = log.append(seq, message(&body_for(seq, len))).expect("append");
+        let location = log
+            .append(seq, message(&body_for(seq, len)))
+            .expect("append");
         written.push((seq, len, location));
         if seq == 300 {
             sync(&store).expect("sync");
