@@ -55,5 +55,16 @@ pub async fn run(
     if let Err(e) = store.close() {
         tracing::error!(error = %e, "store not closed cleanly");
     }
+    // Cumulative since start; benches/storage.sh reads fsyncs per second from this line.
+    let stats = store.stats();
+    tracing::info!(
+        message_records = stats.message_records,
+        fsyncs = stats.fsyncs,
+        sync_batches = stats.sync_batches,
+        sync_requests = stats.sync_requests,
+        corrupt_records = stats.corrupt_records,
+        truncated_tails = stats.truncated_tails,
+        "message store closed"
+    );
     result
 }

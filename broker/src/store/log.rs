@@ -230,6 +230,7 @@ impl QueueLog {
         self.segments.entry(location.segment).or_default().live += 1;
         self.next_seq = self.next_seq.max(seq.saturating_add(1));
         self.appended += 1;
+        self.log.core.count_message_record();
         Ok(location)
     }
 

@@ -189,6 +189,8 @@ impl Default for StoreOptions {
 /// Counters since the store was opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
+    /// Message records appended (one per message per durable queue).
+    pub message_records: u64,
     /// Files and directories fsynced.
     pub fsyncs: u64,
     /// Syncer turns (each fsyncs every dirty file once).

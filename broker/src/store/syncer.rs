@@ -44,6 +44,7 @@ pub(crate) struct Core {
 
 #[derive(Default)]
 struct Stats {
+    message_records: AtomicU64,
     fsyncs: AtomicU64,
     batches: AtomicU64,
     requests: AtomicU64,
@@ -169,12 +170,18 @@ impl Core {
 
     pub fn stats(&self) -> StoreStats {
         StoreStats {
+            message_records: self.stats.message_records.load(Ordering::Relaxed),
             fsyncs: self.stats.fsyncs.load(Ordering::Relaxed),
             sync_batches: self.stats.batches.load(Ordering::Relaxed),
             sync_requests: self.stats.requests.load(Ordering::Relaxed),
             corrupt_records: self.stats.corrupt_records.load(Ordering::Relaxed),
             truncated_tails: self.stats.truncated_tails.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts a message record appended (for [`StoreStats`]).
+    pub fn count_message_record(&self) {
+        self.stats.message_records.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Puts a log on the syncer's list. The caller holds the log's lock and has checked that
