@@ -151,11 +151,22 @@ impl Core {
     }
 
     /// `fsync`s a directory (so a created or renamed entry survives a crash).
+    /// A directory that is gone (its queue was deleted after the log asked for this sync) has
+    /// nothing left to make durable.
     pub fn sync_dir(&self, dir: &Path) -> Result<(), StoreError> {
         self.check_not_poisoned()?;
-        self.injected_fsync_fault()
-            .map_or_else(|| File::open(dir).and_then(|d| d.sync_all()), Err)
-            .map_err(|source| self.fail("fsync", dir, source))?;
+        let synced = match self.injected_fsync_fault() {
+            Some(fault) => Err(fault),
+            None => match File::open(dir) {
+                Ok(d) => d.sync_all(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::debug!(dir = %dir.display(), "directory deleted before its fsync");
+                    return Ok(());
+                }
+                Err(e) => Err(e),
+            },
+        };
+        synced.map_err(|source| self.fail("fsync", dir, source))?;
         self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -566,3 +566,19 @@ fn reads_in_any_order_see_every_record_across_chunks_segments_and_the_write_buff
     written.iter().rev().for_each(check);
     written.iter().step_by(7).for_each(check);
 }
+
+#[test]
+fn a_queue_directory_deleted_before_its_fsync_does_not_poison_the_store() {
+    // The syncer takes a new queue directory to fsync, then the queue is deleted before the
+    // fsync runs: nothing is left to make durable, and the store must go on.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), StoreOptions::default()).expect("open");
+    store
+        .core()
+        .sync_dir(&dir.path().join("queues").join("deleted meanwhile"))
+        .expect("a vanished directory is not an fsync failure");
+    assert!(!store.is_poisoned());
+    let (mut log, _) = store.open_queue("/", "q").expect("open queue");
+    log.append(1, message(b"still stored")).expect("append");
+    sync(&store).expect("sync");
+}
