@@ -8,11 +8,12 @@ use std::time::Duration;
 /// `cargo run -p broker` uses without flags, except for the listen address which the caller binds.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// User created at start with access to `default_vhost` (RabbitMQ: `RABBITMQ_DEFAULT_USER`).
+    /// User created with access to `default_vhost` when the data directory is new (RabbitMQ:
+    /// `RABBITMQ_DEFAULT_USER`); later starts use the saved users.
     pub default_user: String,
     /// Password of `default_user` (RabbitMQ: `RABBITMQ_DEFAULT_PASS`).
     pub default_pass: String,
-    /// Virtual host created at start (RabbitMQ: `RABBITMQ_DEFAULT_VHOST`).
+    /// Virtual host created when the data directory is new (RabbitMQ: `RABBITMQ_DEFAULT_VHOST`).
     pub default_vhost: String,
     /// Where durable state lives.
     pub data_dir: PathBuf,

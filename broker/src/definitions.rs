@@ -3,6 +3,7 @@
 //! definitions JSON document in the data directory after every change, and restored at start.
 //! The DTOs below mirror RabbitMQ's definitions format; domain types stay free of serde.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use serde::{Deserialize, Serialize};
@@ -11,13 +12,16 @@ use serde_json::{Map, Value};
 use crate::exchange::Destination;
 use crate::node::Node;
 use crate::protocol::{AMQPValue, FieldArray, FieldTable, LongString};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Saves the node's definitions whenever a durable object changes.
 #[derive(Debug)]
 pub struct Durability {
     pub store: Arc<Store>,
     node: OnceLock<Weak<Node>>,
+    /// Set while [`Node::restore`] rebuilds the node: a save then would write a document
+    /// missing what is not restored yet (and a crash would lose those definitions).
+    restoring: AtomicBool,
 }
 
 impl Durability {
@@ -26,6 +30,7 @@ impl Durability {
         Arc::new(Self {
             store,
             node: OnceLock::new(),
+            restoring: AtomicBool::new(false),
         })
     }
 
@@ -37,18 +42,33 @@ impl Durability {
     /// Writes the current definitions (atomically, fsynced). A failure is logged: the
     /// change stays in effect in memory.
     pub fn save(&self) {
-        let Some(node) = self.node.get().and_then(Weak::upgrade) else {
+        if self.restoring.load(Ordering::Acquire) {
             return;
+        }
+        if let Err(e) = self.try_save() {
+            tracing::error!(error = %e, "definitions not saved");
+        }
+    }
+
+    /// Writes the current definitions (atomically, fsynced), or says why not.
+    pub fn try_save(&self) -> Result<(), StoreError> {
+        let Some(node) = self.node.get().and_then(Weak::upgrade) else {
+            return Ok(());
         };
         let doc = export(&node);
         match serde_json::to_vec_pretty(&doc) {
-            Ok(json) => {
-                if let Err(e) = self.store.save_definitions(&json) {
-                    tracing::error!(error = %e, "definitions not saved");
-                }
+            Ok(json) => self.store.save_definitions(&json),
+            Err(e) => {
+                tracing::error!(error = %e, "definitions not serialised");
+                Ok(())
             }
-            Err(e) => tracing::error!(error = %e, "definitions not serialised"),
         }
+    }
+
+    /// Suspends [`Durability::save`] while the node is rebuilt from the saved definitions
+    /// (`true`), or resumes it (`false`).
+    pub fn set_restoring(&self, restoring: bool) {
+        self.restoring.store(restoring, Ordering::Release);
     }
 }
 
@@ -57,14 +77,83 @@ impl Durability {
 pub struct Definitions {
     #[serde(default)]
     pub rabbit_version: String,
+    /// `None` in files written before users were saved (the default user is then created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<UserDef>>,
     #[serde(default)]
     pub vhosts: Vec<VhostDef>,
+    #[serde(default)]
+    pub permissions: Vec<PermissionDef>,
     #[serde(default)]
     pub queues: Vec<QueueDef>,
     #[serde(default)]
     pub exchanges: Vec<ExchangeDef>,
     #[serde(default)]
     pub bindings: Vec<BindingDef>,
+}
+
+impl Definitions {
+    /// No users, permissions or vhosts: the node is new and gets the default user and vhost
+    /// (RabbitMQ's `rabbit_table:needs_default_data/0`).
+    pub fn needs_default_data(&self) -> bool {
+        self.users.as_ref().is_none_or(Vec::is_empty)
+            && self.permissions.is_empty()
+            && self.vhosts.is_empty()
+    }
+}
+
+/// A user as RabbitMQ exports it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UserDef {
+    pub name: String,
+    /// base64(salt ‖ hash(salt ‖ password)), see `password.rs`.
+    pub password_hash: String,
+    #[serde(default)]
+    pub hashing_algorithm: String,
+    #[serde(default)]
+    pub tags: Tags,
+    #[serde(default)]
+    pub limits: Map<String, Value>,
+}
+
+/// User tags: a list since RabbitMQ 3.9 (`["administrator"]`), a comma-separated string in
+/// older exports (`"administrator,management"`). Written as a list.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Tags {
+    List(Vec<String>),
+    Joined(String),
+}
+
+impl Default for Tags {
+    fn default() -> Self {
+        Self::List(Vec::new())
+    }
+}
+
+impl Tags {
+    /// The tags, one per element.
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::List(v) => v,
+            Self::Joined(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
+/// A user's permissions in one vhost.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PermissionDef {
+    pub user: String,
+    pub vhost: String,
+    pub configure: String,
+    pub write: String,
+    pub read: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -125,6 +214,26 @@ pub fn export(node: &Node) -> Definitions {
         rabbit_version: "3.10.0".into(),
         ..Definitions::default()
     };
+    let mut users = Vec::new();
+    for user in node.users() {
+        for (vhost, p) in &user.permissions {
+            d.permissions.push(PermissionDef {
+                user: user.name.clone(),
+                vhost: vhost.clone(),
+                configure: p.configure.clone(),
+                write: p.write.clone(),
+                read: p.read.clone(),
+            });
+        }
+        users.push(UserDef {
+            password_hash: user.password_hash.to_base64(),
+            hashing_algorithm: user.password_hash.algorithm().name().to_owned(),
+            name: user.name,
+            tags: Tags::List(user.tags),
+            limits: user.limits,
+        });
+    }
+    d.users = Some(users);
     for vhost in node.vhosts() {
         d.vhosts.push(VhostDef {
             name: vhost.name.clone(),
@@ -179,6 +288,7 @@ pub fn export(node: &Node) -> Definitions {
             }
         }
     }
+    d.vhosts.sort_by(|a, b| a.name.cmp(&b.name));
     d.queues
         .sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
     d.exchanges

@@ -15,6 +15,7 @@ pub mod exchange;
 pub mod message;
 mod naming;
 pub mod node;
+pub mod password;
 pub mod protocol;
 pub mod queue;
 pub mod server;

@@ -19,10 +19,11 @@ struct Args {
     /// AMQP port.
     #[arg(long, env = "RABBITMQ_NODE_PORT", default_value_t = 5672)]
     port: u16,
-    /// User created at start, with access to the default vhost.
+    /// User created on first start (a new data directory), with access to the default vhost.
+    /// Later starts keep the saved users: changing this, or the password, has no effect then.
     #[arg(long, env = "RABBITMQ_DEFAULT_USER", default_value = "guest")]
     default_user: String,
-    /// Password of the default user.
+    /// Password of the default user (only its salted hash is saved).
     #[arg(
         long,
         env = "RABBITMQ_DEFAULT_PASS",
@@ -30,7 +31,7 @@ struct Args {
         hide_env_values = true
     )]
     default_pass: String,
-    /// Virtual host created at start.
+    /// Virtual host created on first start.
     #[arg(long, env = "RABBITMQ_DEFAULT_VHOST", default_value = "/")]
     default_vhost: String,
     /// Directory for durable state (definitions and message store).

@@ -1,7 +1,7 @@
 //! The node: everything a running broker shares across connections (configuration, vhosts,
 //! users). Connections hold an `Arc<Node>`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,18 +10,44 @@ use parking_lot::RwLock;
 use crate::config::Config;
 use crate::definitions::{self, Durability};
 use crate::exchange::Destination;
+use crate::password::PasswordHash;
 use crate::queue::ConnectionId;
 use crate::timer::Timers;
 use crate::vhost::Vhost;
 
-/// A user who may log in.
+/// A user who may log in. Users and their permissions are durable definitions (saved with
+/// the exchanges and queues, in RabbitMQ's format).
 #[derive(Clone, Debug)]
 pub struct User {
     pub name: String,
-    pub password: String,
+    /// Salted hash of the password; the password itself is never kept.
+    pub password_hash: PasswordHash,
     pub tags: Vec<String>,
-    /// Vhosts this user may open.
-    pub vhosts: Vec<String>,
+    /// RabbitMQ's per-user `limits` (`max-connections`, `max-channels`), kept so definitions
+    /// round-trip; not enforced.
+    pub limits: serde_json::Map<String, serde_json::Value>,
+    /// Permissions by vhost name. A user may open only the vhosts listed here.
+    pub permissions: BTreeMap<String, Permission>,
+}
+
+/// A user's permissions in one vhost: RabbitMQ's configure / write / read regexes. Kept and
+/// saved; only the vhost access they grant is enforced so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Permission {
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+impl Permission {
+    /// `.* .* .*`, what the default user gets on the default vhost.
+    pub fn full() -> Self {
+        Self {
+            configure: ".*".into(),
+            write: ".*".into(),
+            read: ".*".into(),
+        }
+    }
 }
 
 /// Shared broker state.
@@ -36,15 +62,9 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node with the default user and vhost from `config`.
+    /// An empty node (no vhost, no user): [`Node::restore`] loads the saved definitions, or
+    /// creates the default user and vhost when there are none.
     pub fn new(config: Config, timers: Timers, durability: Option<Arc<Durability>>) -> Arc<Self> {
-        let vhost = config.default_vhost.clone();
-        let user = User {
-            name: config.default_user.clone(),
-            password: config.default_pass.clone(),
-            tags: vec!["administrator".into()],
-            vhosts: vec![vhost.clone()],
-        };
         let node = Arc::new(Self {
             config,
             vhosts: RwLock::default(),
@@ -56,9 +76,40 @@ impl Node {
         if let Some(d) = &node.durability {
             d.attach(Arc::downgrade(&node));
         }
-        node.add_vhost(&vhost);
-        node.users.write().insert(user.name.clone(), user);
         node
+    }
+
+    /// Creates the default vhost and the default user (tag `administrator`, `.* .* .*` on
+    /// that vhost) from the configuration, as RabbitMQ does when its database is new.
+    fn add_default_data(&self) {
+        let vhost = self.config.default_vhost.clone();
+        self.add_vhost(&vhost);
+        self.add_default_user();
+        tracing::info!(user = %self.config.default_user, %vhost, "created the default user and vhost");
+    }
+
+    /// The default user from the configuration, with full permissions on the default vhost.
+    fn add_default_user(&self) {
+        let user = User {
+            name: self.config.default_user.clone(),
+            password_hash: PasswordHash::new(&self.config.default_pass),
+            tags: vec!["administrator".into()],
+            limits: serde_json::Map::new(),
+            permissions: BTreeMap::from([(self.config.default_vhost.clone(), Permission::full())]),
+        };
+        self.add_user(user);
+    }
+
+    /// Adds (or replaces) a user (in memory: the caller saves the definitions).
+    fn add_user(&self, user: User) {
+        self.users.write().insert(user.name.clone(), user);
+    }
+
+    /// All users, sorted by name.
+    pub fn users(&self) -> Vec<User> {
+        let mut users: Vec<User> = self.users.read().values().cloned().collect();
+        users.sort_by(|a, b| a.name.cmp(&b.name));
+        users
     }
 
     /// Creates a vhost (or returns the existing one).
@@ -73,21 +124,57 @@ impl Node {
 
     /// Restores durable definitions and queue logs from the store (at start). Logs of queues
     /// that are no longer defined are deleted.
+    ///
+    /// Users, permissions and vhosts come from the saved definitions. Only when there are
+    /// none of them (a new data directory: RabbitMQ's `needs_default_data`) are the default
+    /// vhost and user created from the configuration, and saved at once; so a changed
+    /// `--default-pass` on a later start does not change the stored password, as in RabbitMQ.
     pub fn restore(&self) -> Result<(), crate::store::StoreError> {
         let Some(durability) = &self.durability else {
+            self.add_default_data();
             return Ok(());
         };
         let store = &durability.store;
-        let Some(json) = store.load_definitions()? else {
-            return Ok(());
+        let defs: definitions::Definitions = match store.load_definitions()? {
+            None => definitions::Definitions::default(),
+            Some(json) => match serde_json::from_slice(&json) {
+                Ok(d) => d,
+                Err(e) => {
+                    // Not overwritten until the next durable change, so it can be repaired.
+                    tracing::error!(error = %e, "definitions file unreadable; starting with the default user and vhost only");
+                    self.add_default_data();
+                    return Ok(());
+                }
+            },
         };
-        let defs: definitions::Definitions = match serde_json::from_slice(&json) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "definitions file unreadable; starting without it");
-                return Ok(());
-            }
-        };
+        durability.set_restoring(true);
+        let result = self.restore_definitions(store, &defs);
+        durability.set_restoring(false);
+        result?;
+        let mut changed = false;
+        if defs.needs_default_data() {
+            self.add_default_data();
+            changed = true;
+        } else if defs.users.is_none() {
+            // Written before users were saved: the default user gets its vhost back.
+            tracing::warn!(user = %self.config.default_user, "the saved definitions have no users; creating the default user");
+            self.add_default_user();
+            changed = true;
+        }
+        if changed {
+            durability.try_save()?;
+        }
+        Ok(())
+    }
+
+    /// Recreates users, vhosts, exchanges, queues (replaying their logs) and bindings from
+    /// `defs`, then deletes the logs of queues `defs` does not name.
+    fn restore_definitions(
+        &self,
+        store: &crate::store::Store,
+        defs: &definitions::Definitions,
+    ) -> Result<(), crate::store::StoreError> {
+        self.restore_users(defs);
         for v in &defs.vhosts {
             self.add_vhost(&v.name);
         }
@@ -148,6 +235,49 @@ impl Node {
         Ok(())
     }
 
+    /// Users and their permissions from saved definitions. A user whose hash is not base64
+    /// is skipped; permissions of unknown users are ignored (RabbitMQ refuses both at import).
+    fn restore_users(&self, defs: &definitions::Definitions) {
+        for u in defs.users.iter().flatten() {
+            let password_hash =
+                match PasswordHash::from_definitions(&u.password_hash, &u.hashing_algorithm) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        tracing::warn!(user = %u.name, error = %e, "user not restored");
+                        continue;
+                    }
+                };
+            if let crate::password::HashingAlgorithm::Other(name) = password_hash.algorithm() {
+                tracing::warn!(user = %u.name, algorithm = %name, "unsupported password hashing algorithm: this user cannot log in");
+            }
+            self.add_user(User {
+                name: u.name.clone(),
+                password_hash,
+                tags: u.tags.clone().into_vec(),
+                limits: u.limits.clone(),
+                permissions: BTreeMap::new(),
+            });
+        }
+        let mut users = self.users.write();
+        for p in &defs.permissions {
+            match users.get_mut(&p.user) {
+                Some(user) => {
+                    user.permissions.insert(
+                        p.vhost.clone(),
+                        Permission {
+                            configure: p.configure.clone(),
+                            write: p.write.clone(),
+                            read: p.read.clone(),
+                        },
+                    );
+                }
+                None => {
+                    tracing::warn!(user = %p.user, vhost = %p.vhost, "permissions of an unknown user ignored")
+                }
+            }
+        }
+    }
+
     /// The message store, if the node has one.
     pub fn store(&self) -> Option<&Arc<crate::store::Store>> {
         self.durability.as_ref().map(|d| &d.store)
@@ -163,25 +293,164 @@ impl Node {
         self.vhosts.read().values().cloned().collect()
     }
 
-    /// The user if the password matches.
+    /// The user if the password matches its stored hash.
     pub fn authenticate(&self, username: &str, password: &str) -> Option<User> {
         self.users
             .read()
             .get(username)
-            .filter(|u| u.password == password)
+            .filter(|u| u.password_hash.verify(password))
             .cloned()
     }
 
-    /// Whether `username` may open `vhost`.
+    /// Whether `username` may open `vhost` (has permissions there).
     pub fn authenticate_vhost(&self, username: &str, vhost: &str) -> bool {
         self.users
             .read()
             .get(username)
-            .is_some_and(|u| u.vhosts.iter().any(|v| v == vhost))
+            .is_some_and(|u| u.permissions.contains_key(vhost))
     }
 
     /// A fresh connection id.
     pub fn next_connection_id(&self) -> ConnectionId {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, StoreOptions};
+
+    fn node_on(dir: &std::path::Path, user: &str, pass: &str) -> (Arc<Node>, Arc<Store>) {
+        let store = Store::open(dir, StoreOptions::default()).expect("open store");
+        let config = Config {
+            default_user: user.into(),
+            default_pass: pass.into(),
+            data_dir: dir.to_owned(),
+            ..Config::default()
+        };
+        let (timers, _task) = crate::timer::start(tokio_util::sync::CancellationToken::new());
+        let node = Node::new(config, timers, Some(Durability::new(Arc::clone(&store))));
+        node.restore().expect("restore");
+        (node, store)
+    }
+
+    fn reopen(
+        dir: &std::path::Path,
+        user: &str,
+        pass: &str,
+        old: (Arc<Node>, Arc<Store>),
+    ) -> Arc<Node> {
+        let (node, store) = old;
+        drop(node);
+        store.close().expect("close");
+        drop(store);
+        node_on(dir, user, pass).0
+    }
+
+    #[test]
+    fn the_default_user_is_created_once_and_saved_as_a_hash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = node_on(dir.path(), "alice", "first-pass");
+        assert!(first.0.authenticate("alice", "first-pass").is_some());
+        assert!(first.0.authenticate_vhost("alice", "/"));
+        assert!(first.0.authenticate("guest", "guest").is_none());
+        let saved = first
+            .1
+            .load_definitions()
+            .expect("load")
+            .expect("saved at first start");
+        let text = String::from_utf8(saved).expect("utf-8");
+        assert!(
+            !text.contains("first-pass"),
+            "no plain password on disk: {text}"
+        );
+        let defs: definitions::Definitions = serde_json::from_str(&text).expect("json");
+        let users = defs.users.expect("users");
+        assert_eq!(users.len(), 1);
+        assert_eq!(users[0].hashing_algorithm, "rabbit_password_hashing_sha256");
+        assert_eq!(defs.permissions.len(), 1);
+        assert_eq!(
+            (
+                defs.permissions[0].user.as_str(),
+                defs.permissions[0].vhost.as_str()
+            ),
+            ("alice", "/")
+        );
+
+        // A later start with other defaults keeps the saved user and password.
+        let second = reopen(dir.path(), "bob", "second-pass", first);
+        assert!(second.authenticate("alice", "first-pass").is_some());
+        assert!(second.authenticate("alice", "second-pass").is_none());
+        assert!(second.authenticate("bob", "second-pass").is_none());
+        assert!(second.vhost("/").is_some());
+    }
+
+    #[test]
+    fn users_of_a_rabbitmq_export_log_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path(), StoreOptions::default()).expect("open");
+            // `rabbitmqctl export_definitions -` of RabbitMQ 3.10.8, with a second user whose
+            // tags use the pre-3.9 comma-separated form.
+            store
+                .save_definitions(
+                    br#"{"bindings":[],"exchanges":[],"global_parameters":[],"parameters":[],
+                    "permissions":[{"configure":".*","read":".*","user":"guest","vhost":"/","write":".*"},
+                                   {"configure":"","read":"^r","user":"probe","vhost":"other","write":""}],
+                    "policies":[],"queues":[],"rabbit_version":"3.10.8","rabbitmq_version":"3.10.8",
+                    "topic_permissions":[],
+                    "users":[{"hashing_algorithm":"rabbit_password_hashing_sha256","limits":{},"name":"guest",
+                              "password_hash":"RJek3VUqR1xy4Yo2h/+xf/FBwoJcDXGGJ5Ok4CFfpQkrG1uz","tags":["administrator"]},
+                             {"hashing_algorithm":"rabbit_password_hashing_sha256","limits":{},"name":"probe",
+                              "password_hash":"7rkL9lhq1mWYuOHvj0BoNtaNX//3xCV43fc3+K5L7jFzkl8h","tags":"management, monitoring"}],
+                    "vhosts":[{"limits":[],"metadata":{"description":"Default virtual host","tags":[]},"name":"/"},
+                              {"name":"other"}]}"#,
+                )
+                .expect("save");
+            store.close().expect("close");
+        }
+        let (node, _store) = node_on(dir.path(), "admin", "not-used");
+        assert!(node.authenticate("guest", "guest").is_some());
+        let probe = node
+            .authenticate("probe", "S3cret pässwörd!")
+            .expect("probe logs in");
+        assert_eq!(probe.tags, ["management", "monitoring"]);
+        assert_eq!(
+            probe.permissions.get("other"),
+            Some(&Permission {
+                configure: String::new(),
+                write: String::new(),
+                read: "^r".into(),
+            })
+        );
+        assert!(node.authenticate_vhost("probe", "other"));
+        assert!(!node.authenticate_vhost("probe", "/"));
+        assert!(
+            node.authenticate("admin", "not-used").is_none(),
+            "no default user"
+        );
+        assert!(node.vhost("other").is_some());
+    }
+
+    #[test]
+    fn definitions_without_users_get_the_default_user() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path(), StoreOptions::default()).expect("open");
+            store
+                .save_definitions(br#"{"rabbit_version":"3.10.0","vhosts":[{"name":"/"}],"queues":[],"exchanges":[],"bindings":[]}"#)
+                .expect("save");
+            store.close().expect("close");
+        }
+        let (node, store) = node_on(dir.path(), "guest", "guest");
+        assert!(node.authenticate("guest", "guest").is_some());
+        let saved = store.load_definitions().expect("load").expect("saved");
+        let defs: definitions::Definitions = serde_json::from_slice(&saved).expect("json");
+        assert_eq!(
+            defs.users.map(|u| u.len()),
+            Some(1),
+            "the migration is saved"
+        );
     }
 }

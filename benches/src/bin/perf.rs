@@ -846,7 +846,10 @@ async fn publish(ch: Channel, cfg: PublishCfg, shared: Arc<Shared>) -> anyhow::R
                     exchange.clone(),
                 );
                 let mut fut: Confirming = Box::pin(async move {
-                    Ok(c.basic_publish(ex, rk, opts, &b, pr).await?.await?.is_nack())
+                    Ok(c.basic_publish(ex, rk, opts, &b, pr)
+                        .await?
+                        .await?
+                        .is_nack())
                 });
                 match poll_once(fut.as_mut()).await {
                     Some(nacked) => {

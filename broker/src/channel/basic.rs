@@ -7,7 +7,7 @@ use crate::dead_letter::header_strings;
 use crate::error::{AmqpException, ChannelException, ConnectionException, NO_ROUTE};
 use crate::message::Message;
 use crate::protocol::{AMQPClass, Assembled, basic, encode_properties};
-use crate::queue::{ConsumeError, Consumer, ConsumerCredit};
+use crate::queue::{ConsumeError, Consumer, ConsumerCredit, PublishOutcome};
 use crate::vhost::number;
 
 impl Channel {
@@ -188,15 +188,19 @@ impl Channel {
             tx.publishes.push(m);
             return Ok(());
         }
-        self.publish_now(ctx, m).map_err(|e| e.caused_by((60, 40)))
+        self.publish_now(ctx, m)
+            .map(drop)
+            .map_err(|e| e.caused_by((60, 40)))
     }
 
     /// Routes a message and enqueues it; sends `basic.return` for unroutable mandatory ones.
+    /// `Persisted` when a queue logged it (durable only after the next fsync), `Rejected` when
+    /// a queue refused it.
     pub(super) fn publish_now(
         &mut self,
         ctx: &mut Ctx<'_>,
         m: Assembled,
-    ) -> Result<(), AmqpException> {
+    ) -> Result<PublishOutcome, AmqpException> {
         let exchange_name = m.publish.exchange.as_str();
         let exchange = match &self.exchange_cache {
             Some(e) if e.name == exchange_name && !e.is_deleted() => Arc::clone(e),
@@ -310,7 +314,13 @@ impl Channel {
             };
             c.unsent.push_back(outcome);
         }
-        Ok(())
+        Ok(if rejected {
+            PublishOutcome::Rejected
+        } else if persisted {
+            PublishOutcome::Persisted
+        } else {
+            PublishOutcome::Enqueued
+        })
     }
 
     /// Direct reply-to: consuming the pseudo-queue `amq.rabbitmq.reply-to` creates a private

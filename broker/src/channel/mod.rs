@@ -25,6 +25,8 @@ use crate::vhost::Vhost;
 
 pub use tx::TxState;
 
+use tx::PendingCommit;
+
 /// What a channel handler may touch outside its channel.
 pub struct Ctx<'a> {
     pub node: &'a Node,
@@ -104,6 +106,8 @@ pub struct Channel {
     consumer_prefetch: u32,
     confirms: Option<Confirms>,
     tx: Option<TxState>,
+    /// A `tx.commit` whose reply waits for an fsync (see `tx.rs`).
+    committing: Option<PendingCommit>,
     /// Name of the last queue declared on this channel (AMQP lets later methods omit it).
     last_queue: String,
     /// The exchange of the previous publish, so a stream of publishes skips the lookup.
@@ -130,6 +134,7 @@ impl Channel {
             consumer_prefetch: 0,
             confirms: None,
             tx: None,
+            committing: None,
             last_queue: String::new(),
             exchange_cache: None,
             queue_cache: None,
@@ -154,6 +159,12 @@ impl Channel {
     /// Handles a method for this channel (never `channel.open`, handled by the connection).
     pub fn on_method(&mut self, ctx: &mut Ctx<'_>, method: AMQPClass) -> Result<(), AmqpException> {
         use crate::protocol::{basic as b, confirm as c, exchange as e, queue as q, tx as t};
+        if self.committing.is_some() {
+            return Err(ConnectionException::channel_error(
+                "unexpected command while processing 'tx.commit'",
+            )
+            .into());
+        }
         match method {
             AMQPClass::Channel(channel::AMQPMethod::Flow(f)) => {
                 if !f.active {
@@ -333,8 +344,8 @@ impl Channel {
     }
 
     /// The store's fsync number `generation` completed (or failed): confirms waiting for it
-    /// become acks (or nacks).
-    pub fn on_synced(&mut self, generation: u64, ok: bool) {
+    /// become acks (or nacks), and a `tx.commit` waiting for it is answered.
+    pub fn on_synced(&mut self, ctx: &mut Ctx<'_>, generation: u64, ok: bool) {
         if let Some(c) = &mut self.confirms {
             for o in c.unsent.iter_mut() {
                 if let Outcome::Synced(g) = *o
@@ -344,6 +355,7 @@ impl Channel {
                 }
             }
         }
+        self.finish_commit(ctx, generation, ok);
     }
 
     /// Closes the channel's business: requeues unacked messages (in order, redelivered) and
@@ -363,6 +375,7 @@ impl Channel {
         self.reply_to = None;
         self.requeue_all(ctx);
         self.tx = None;
+        self.committing = None;
         self.content = ContentAssembler::default();
     }
 

@@ -709,8 +709,9 @@ impl Session {
                 }
             }
             ConnMsg::Synced { generation, ok } => {
+                let mut ctx = ctx!(self, out);
                 for (id, ch) in &mut self.channels {
-                    ch.on_synced(generation, ok);
+                    ch.on_synced(&mut ctx, generation, ok);
                     if !self.touched.contains(id) {
                         self.touched.push(*id);
                     }

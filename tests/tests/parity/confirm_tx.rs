@@ -10,8 +10,8 @@ use lapin::{BasicProperties, Channel, Confirmation};
 use tests::{Broker, parity, unique};
 
 use crate::support::{
-    RawConn, assert_amqp_error, confirm_channel, drain, eventually, message_count,
-    publish_confirmed,
+    RawConn, assert_amqp_error, confirm_channel, drain, eventually, field_table, long_str,
+    message_count, publish_confirmed,
 };
 
 async fn declare(ch: &Channel, prefix: &str) -> String {
@@ -408,4 +408,257 @@ parity!(
     tx_acks_held_until_commit,
     tx_and_confirm_exclusive,
     tx_without_select,
+);
+
+// ---------------------------------------------------------------------------------------------
+// tx with persistent messages (commit-ok waits for the fsync)
+// ---------------------------------------------------------------------------------------------
+
+/// Persistent messages to a durable queue, committed: none is visible before tx.commit-ok, all
+/// are (in order) after it; the same channel commits again, with an ack in the transaction.
+async fn tx_commit_persistent_durable(b: &Broker) {
+    let conn = b.connect().await;
+    let ch = conn.create_channel().await.expect("channel");
+    let observer = conn.create_channel().await.expect("channel");
+    let q = unique("tx-durable");
+    observer
+        .queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("declare durable");
+    ch.tx_select().await.expect("tx.select");
+    let bodies: Vec<String> = (0..50).map(|i| format!("d{i}")).collect();
+    for (i, body) in bodies.iter().enumerate() {
+        // Mostly persistent; every tenth transient (a commit may mix them).
+        let mode = if i % 10 == 9 { 1 } else { 2 };
+        ch.basic_publish(
+            "".into(),
+            q.as_str().into(),
+            BasicPublishOptions::default(),
+            body.as_bytes(),
+            BasicProperties::default().with_delivery_mode(mode),
+        )
+        .await
+        .expect("basic.publish");
+    }
+    assert_eq!(message_count(&observer, &q).await, 0);
+    ch.tx_commit().await.expect("tx.commit");
+    assert_eq!(message_count(&observer, &q).await, 50);
+
+    // Take one on the tx channel, then commit its ack together with two more publishes.
+    let m = ch
+        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: false })
+        .await
+        .expect("basic.get")
+        .expect("a message");
+    assert_eq!(m.delivery.data, b"d0");
+    ch.basic_ack(m.delivery.delivery_tag, BasicAckOptions::default())
+        .await
+        .expect("basic.ack");
+    for body in ["e0", "e1"] {
+        ch.basic_publish(
+            "".into(),
+            q.as_str().into(),
+            BasicPublishOptions::default(),
+            body.as_bytes(),
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .expect("basic.publish");
+    }
+    ch.tx_commit().await.expect("second tx.commit");
+    let mut expected: Vec<String> = bodies[1..].to_vec();
+    expected.extend(strings(&["e0", "e1"]));
+    assert_eq!(drain(&observer, &q).await, expected);
+    delete(&observer, &q).await;
+    conn.close(200, "bye".into()).await.expect("close");
+}
+
+/// Frames of `basic.publish` (persistent, delivery_mode 2) of `body` to `queue` on `channel`.
+fn persistent_publish_frames(channel: u16, queue: &str, body: &str) -> Vec<u8> {
+    use lapin::protocol::basic;
+    let mut header = vec![0, 60, 0, 0];
+    header.extend_from_slice(&(body.len() as u64).to_be_bytes());
+    // Property flags: delivery-mode only (bit 12), then the mode.
+    header.extend_from_slice(&[0x10, 0x00, 2]);
+    let mut out = method_frame(
+        channel,
+        &AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+            exchange: "".into(),
+            routing_key: queue.into(),
+            mandatory: false,
+            immediate: false,
+        })),
+    );
+    out.extend(frame(2, channel, &header));
+    out.extend(frame(3, channel, body.as_bytes()));
+    out
+}
+
+fn method_frame(channel: u16, class: &AMQPClass) -> Vec<u8> {
+    let payload = lapin::protocol::gen_class(class)(Vec::new().into())
+        .expect("encode method")
+        .write;
+    frame(1, channel, &payload)
+}
+
+fn frame(kind: u8, channel: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![kind];
+    f.extend_from_slice(&channel.to_be_bytes());
+    f.extend_from_slice(&u32::try_from(payload.len()).expect("size").to_be_bytes());
+    f.extend_from_slice(payload);
+    f.push(0xCE);
+    f
+}
+
+/// A method sent on a channel before the tx.commit-ok of its persistent messages (pipelined in
+/// the same write) is RabbitMQ's connection error 504: a client must wait for commit-ok.
+async fn tx_method_before_commit_ok_is_504(b: &Broker) {
+    use lapin::protocol::{basic, channel, connection, tx};
+    let conn = b.connect().await;
+    let setup = conn.create_channel().await.expect("channel");
+    let q = unique("tx-pipelined");
+    setup
+        .queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("declare durable");
+    let (mut raw, _) = RawConn::open(b.addr).await;
+    raw.send_method(
+        1,
+        &AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
+    )
+    .await;
+    match raw.read_method().await {
+        (1, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))) => {}
+        other => panic!("expected channel.open-ok, got {other:?}"),
+    }
+    raw.send_method(1, &AMQPClass::Tx(tx::AMQPMethod::Select(tx::Select {})))
+        .await;
+    match raw.read_method().await {
+        (1, AMQPClass::Tx(tx::AMQPMethod::SelectOk(_))) => {}
+        other => panic!("expected tx.select-ok, got {other:?}"),
+    }
+    let mut burst = persistent_publish_frames(1, &q, "p0");
+    burst.extend(method_frame(
+        1,
+        &AMQPClass::Tx(tx::AMQPMethod::Commit(tx::Commit {})),
+    ));
+    burst.extend(method_frame(
+        1,
+        &AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
+            queue: q.as_str().into(),
+            no_ack: true,
+        })),
+    ));
+    raw.send_bytes(&burst).await.expect("send the burst");
+    let close = loop {
+        match raw.read_method().await {
+            (0, AMQPClass::Connection(connection::AMQPMethod::Close(c))) => break c,
+            // RabbitMQ may still send the commit-ok before it closes.
+            (1, AMQPClass::Tx(tx::AMQPMethod::CommitOk(_))) => {}
+            other => panic!("expected connection.close, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        (
+            close.reply_code,
+            close.reply_text.as_str(),
+            close.class_id,
+            close.method_id
+        ),
+        (
+            504,
+            "CHANNEL_ERROR - unexpected command while processing 'tx.commit'",
+            60,
+            70
+        )
+    );
+    raw.send_method(
+        0,
+        &AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
+    )
+    .await;
+    // The commit's fsync may still be running: a confirmed publish waits for a later one
+    // before the queue goes (deleting a durable queue while the store syncs its new
+    // directory fails that fsync, and that poisons our store).
+    let confirms = confirm_channel(&conn).await;
+    publish_confirmed(
+        &confirms,
+        "",
+        &q,
+        b"after",
+        BasicProperties::default().with_delivery_mode(2),
+    )
+    .await;
+    delete(&setup, &q).await;
+    conn.close(200, "bye".into()).await.expect("close");
+}
+
+/// A commit with a publish the queue refuses (`x-overflow = reject-publish`) is answered with
+/// a channel error 406 instead of commit-ok, with transient and with persistent messages; the
+/// accepted publish stays.
+async fn tx_commit_with_a_refused_publish(b: &Broker) {
+    let conn = b.connect().await;
+    let setup = conn.create_channel().await.expect("channel");
+    for (durable, mode) in [(false, 1), (true, 2)] {
+        let q = unique("tx-refused");
+        setup
+            .queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions {
+                    durable,
+                    ..QueueDeclareOptions::default()
+                },
+                field_table(&[
+                    ("x-max-length", lapin::types::AMQPValue::LongInt(1)),
+                    ("x-overflow", long_str("reject-publish")),
+                ]),
+            )
+            .await
+            .expect("declare");
+        let ch = conn.create_channel().await.expect("channel");
+        ch.tx_select().await.expect("tx.select");
+        for body in ["kept", "refused"] {
+            ch.basic_publish(
+                "".into(),
+                q.as_str().into(),
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                BasicProperties::default().with_delivery_mode(mode),
+            )
+            .await
+            .expect("basic.publish");
+        }
+        assert_amqp_error(
+            ch.tx_commit().await,
+            406,
+            "PRECONDITION_FAILED - partial tx completion",
+        );
+        assert_eq!(
+            drain(&setup, &q).await,
+            strings(&["kept"]),
+            "durable={durable}"
+        );
+        delete(&setup, &q).await;
+    }
+    conn.close(200, "bye".into()).await.expect("close");
+}
+
+parity!(
+    tx_commit_persistent_durable,
+    tx_method_before_commit_ok_is_504,
+    tx_commit_with_a_refused_publish,
 );

@@ -8,6 +8,10 @@
 //! - `crash`: our broker only, killed with SIGKILL while a publisher with confirms runs: no
 //!   confirmed message may be lost.
 //! - `lock`: a second broker on the same data folder fails clearly while the first serves.
+//! - `users`: the default user is created on the first start only and keeps its password.
+//! - `model`: random sequences of publish / get / consume / ack / nack / reject / purge /
+//!   reconnect / restart on one durable queue, checked step by step against an in-memory model
+//!   (proptest, our broker); one fixed sequence with two restarts on both brokers.
 //!
 //! Every test takes [`support::serial`] first: they restart brokers, so they run one at a time
 //! within this binary whatever `--test-threads` says. RabbitMQ is only touched when
@@ -15,10 +19,12 @@
 
 mod crash;
 mod lock;
+mod model;
 #[path = "../parity/support.rs"]
 mod parity_support;
 mod scenarios;
 mod support;
+mod users;
 
 /// `restart_parity!(name, ...)` expects `async fn name(b: &mut RestartableBroker)` in scope for
 /// each name. It makes the tests `name::ours` (our broker, its own data folder) and one test

@@ -54,10 +54,16 @@ pub fn free_port() -> u16 {
 /// Starts `broker --bind 127.0.0.1 --port <port> --data-dir <data_dir>` with stdout and stderr
 /// going to `<log>.out` and `<log>.err`.
 pub fn spawn_broker(data_dir: &Path, port: u16, log: &Path) -> Child {
+    spawn_broker_with(data_dir, port, log, &[])
+}
+
+/// [`spawn_broker`] with more flags (`--default-user`, `--default-pass`, ...).
+pub fn spawn_broker_with(data_dir: &Path, port: u16, log: &Path, args: &[String]) -> Child {
     Command::new(broker_bin())
         .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
         .arg("--data-dir")
         .arg(data_dir)
+        .args(args)
         // Flags win over these, but the default user / vhost have no flag here.
         .env_remove("RABBITMQ_DEFAULT_USER")
         .env_remove("RABBITMQ_DEFAULT_PASS")
@@ -87,11 +93,20 @@ pub struct ChildBroker {
     root: PathBuf,
     child: Option<Child>,
     starts: u32,
+    /// More flags for every start from now on (`--default-user`, `--default-pass`, ...).
+    pub args: Vec<String>,
+    /// User and password of [`ChildBroker::broker`]'s URL, also used to see it serve.
+    pub credentials: (String, String),
 }
 
 impl ChildBroker {
     /// Starts a broker on a fresh data folder and a free port, and waits until it serves AMQP.
     pub async fn start(name: &str) -> Self {
+        Self::start_with(name, Vec::new(), ("guest".into(), "guest".into())).await
+    }
+
+    /// [`ChildBroker::start`] with more flags, and the credentials it will accept.
+    pub async fn start_with(name: &str, args: Vec<String>, credentials: (String, String)) -> Self {
         let dir = tempfile::Builder::new()
             .prefix(&format!("restart-{name}-"))
             .tempdir()
@@ -105,6 +120,8 @@ impl ChildBroker {
             root,
             child: None,
             starts: 0,
+            args,
+            credentials,
         };
         b.start_again().await;
         b
@@ -114,7 +131,10 @@ impl ChildBroker {
     pub fn broker(&self) -> Broker {
         let addr = ([127, 0, 0, 1], self.port).into();
         Broker {
-            url: format!("amqp://guest:guest@{addr}/%2f"),
+            url: format!(
+                "amqp://{}:{}@{addr}/%2f",
+                self.credentials.0, self.credentials.1
+            ),
             addr,
             target: Target::Ours,
         }
@@ -141,7 +161,7 @@ impl ChildBroker {
         assert!(self.child.is_none(), "the broker is already running");
         self.starts += 1;
         let log = self.log_path(self.starts);
-        let mut child = spawn_broker(&self.data_dir, self.port, &log);
+        let mut child = spawn_broker_with(&self.data_dir, self.port, &log, &self.args);
         let t0 = Instant::now();
         let deadline = t0 + START_LIMIT;
         loop {
@@ -461,6 +481,14 @@ impl RestartableBroker {
         match &mut self.kind {
             Kind::Ours(child) => child.restart().await,
             Kind::RabbitMq(group) => group.arrive().await,
+        }
+    }
+
+    /// What our broker printed in its current run; `None` for RabbitMQ.
+    pub fn log(&self) -> Option<String> {
+        match &self.kind {
+            Kind::Ours(child) => Some(child.log()),
+            Kind::RabbitMq(_) => None,
         }
     }
 
