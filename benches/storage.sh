@@ -24,9 +24,8 @@
 # RabbitMQ must run on this machine: the script reads its beam.smp's CPU time and RSS and its
 # mnesia directory's size, and restarts its app with rabbitmqctl for the recovery figure. On
 # RabbitMQ it deletes and declares afresh the queues storage-1k, storage-fill, storage-64k,
-# storage-1m, perf.email_notifications and perf.loyalty_points and the exchange perf.sales_events,
-# and deletes
-# them again at the end.
+# storage-1m, perf.email_notifications and perf.loyalty_points and the exchange
+# perf.sales_events, and deletes them again at the end.
 #
 #   benches/storage.sh                          # ~3 minutes plus the 1M fill, restart, drain
 #   DURATION=3 FILL=20000 benches/storage.sh    # quick check, ~1 minute

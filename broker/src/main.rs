@@ -1,6 +1,7 @@
 //! `cargo run -p broker`: parses flags (with RabbitMQ's environment variable names as
 //! fallbacks), sets up logging, binds the AMQP port and serves until SIGINT or SIGTERM.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,6 +52,8 @@ fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        // Colours only on a terminal: logs redirected to a file stay greppable.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
