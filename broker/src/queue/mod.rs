@@ -226,10 +226,10 @@ impl Queue {
                         seq: r.seq,
                         message: None,
                         location: Some(r.location),
-                        expires_at: 0,
+                        expires_at: clock::deadline_from_unix(r.expires_unix_ms),
                         size: r.body_len,
                         deliveries: u16::from(r.delivered),
-                        priority: 0,
+                        priority: r.priority,
                         redelivered: r.delivered,
                     });
                 }
@@ -264,6 +264,8 @@ impl Queue {
             q.timers
                 .schedule(clock::monotonic_ms() + expires, Weak::clone(&q.me));
         }
+        // Recovered messages may have deadlines.
+        q.schedule_locked(&mut q.state.lock());
         q
     }
 
@@ -322,6 +324,8 @@ impl Queue {
                 return PublishOutcome::Rejected;
             };
             let stored = MessageRef {
+                priority: message.properties.priority().unwrap_or(0),
+                expires_unix_ms: clock::deadline_to_unix(expires_at),
                 exchange: message.exchange.as_str(),
                 routing_key: message.routing_key.as_str(),
                 raw_properties: &message.raw_properties,

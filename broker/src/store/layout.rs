@@ -316,6 +316,8 @@ mod tests {
         fs::write(squatter.join(META_FILE), encode_meta("other", "q")).expect("meta");
         let (mut log, _) = store.open_queue("/", "orders").expect("open queue");
         let message = MessageRef {
+            priority: 0,
+            expires_unix_ms: 0,
             exchange: "",
             routing_key: "orders",
             raw_properties: &[],

@@ -106,6 +106,11 @@ impl Location {
 /// A message to append, borrowed from the caller's message.
 #[derive(Clone, Copy, Debug)]
 pub struct MessageRef<'a> {
+    /// AMQP priority (queues restore it at recovery).
+    pub priority: u8,
+    /// When the message expires, in milliseconds since the Unix epoch (0 = never): a deadline
+    /// that means the same after a restart.
+    pub expires_unix_ms: u64,
     pub exchange: &'a str,
     pub routing_key: &'a str,
     /// Property flags and fields exactly as received.
@@ -116,6 +121,8 @@ pub struct MessageRef<'a> {
 /// What a message record holds (everything needed to deliver it again).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredMessage {
+    pub priority: u8,
+    pub expires_unix_ms: u64,
     pub exchange: String,
     pub routing_key: String,
     /// Property flags and fields exactly as received.
@@ -130,6 +137,9 @@ pub struct Recovered {
     pub location: Location,
     /// Length of the message's body.
     pub body_len: u32,
+    pub priority: u8,
+    /// See [`MessageRef::expires_unix_ms`].
+    pub expires_unix_ms: u64,
     /// A `delivered` record was seen for it (it comes back `redelivered=true`).
     pub delivered: bool,
 }
@@ -403,6 +413,8 @@ impl Drop for Store {
 impl<'a> From<&'a StoredMessage> for MessageRef<'a> {
     fn from(message: &'a StoredMessage) -> Self {
         Self {
+            priority: message.priority,
+            expires_unix_ms: message.expires_unix_ms,
             exchange: &message.exchange,
             routing_key: &message.routing_key,
             raw_properties: &message.raw_properties,

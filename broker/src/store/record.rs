@@ -7,7 +7,8 @@
 //! record   = len u32 | crc u32 | payload[len]
 //! crc      = crc32 of payload, started from the segment's salt instead of 0
 //! payload  = kind u8 | seq u64 | body-of-kind
-//!   message   (kind 1): exchange_len u16 | exchange | routing_key_len u16 | routing_key
+//!   message   (kind 1): priority u8 | expires_unix_ms u64 (0 = never)
+//!                       | exchange_len u16 | exchange | routing_key_len u16 | routing_key
 //!                       | properties_len u32 | properties | body (the rest)
 //!   ack       (kind 2): segment u32 (where the acked message's record is)
 //!   delivered (kind 3): segment u32 (where the delivered message's record is)
@@ -34,9 +35,13 @@ pub(crate) const MIN_PAYLOAD_LEN: u32 = MARK_PAYLOAD_LEN;
 pub(crate) const MAX_PAYLOAD_LEN: u32 = u32::MAX - SEGMENT_HEADER_LEN - RECORD_HEADER_LEN;
 
 const MAGIC: &[u8; 4] = b"AQLG";
-const VERSION: u32 = 1;
-/// kind + seq + three length fields.
-const MESSAGE_FIXED_LEN: usize = 1 + 8 + 2 + 2 + 4;
+/// Version 2 added the message's priority and deadline (recovery restores them). A segment
+/// of another version is set aside at recovery like a damaged one.
+const VERSION: u32 = 2;
+/// kind + seq + priority + deadline + three length fields.
+const MESSAGE_FIXED_LEN: usize = 1 + 8 + 1 + 8 + 2 + 2 + 4;
+/// Where the message's priority is in its payload (its deadline follows).
+const MESSAGE_PRIORITY_AT: usize = 1 + 8;
 
 /// What a record says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,8 +76,10 @@ pub(crate) struct Parsed {
     pub target_segment: u32,
     /// Record length including its 8-byte header.
     pub record_len: u32,
-    /// For messages: the body's length.
+    /// For messages: the body's length, priority and deadline.
     pub body_len: u32,
+    pub priority: u8,
+    pub expires_unix_ms: u64,
 }
 
 /// Encodes a segment header with `salt`.
@@ -130,6 +137,8 @@ pub(crate) fn encode_message_prefix(
     out.extend_from_slice(&[0; 4]);
     out.push(Kind::Message as u8);
     out.extend_from_slice(&seq.to_le_bytes());
+    out.push(message.priority);
+    out.extend_from_slice(&message.expires_unix_ms.to_le_bytes());
     // Lengths were checked by `message_payload_len`; the casts cannot truncate.
     out.extend_from_slice(&(message.exchange.len() as u16).to_le_bytes());
     out.extend_from_slice(message.exchange.as_bytes());
@@ -213,9 +222,14 @@ pub(crate) fn parse(record: &[u8], salt: u32) -> Option<Parsed> {
         return None;
     }
     let seq = le_u64(&payload[1..9]);
-    let (target_segment, body_len) = match kind {
-        Kind::Message => (0, message_body_len(payload)?),
-        Kind::Ack | Kind::Delivered => (le_u32(&payload[9..13]), 0),
+    let (target_segment, body_len, priority, expires_unix_ms) = match kind {
+        Kind::Message => (
+            0,
+            message_body_len(payload)?,
+            payload[MESSAGE_PRIORITY_AT],
+            le_u64(&payload[MESSAGE_PRIORITY_AT + 1..]),
+        ),
+        Kind::Ack | Kind::Delivered => (le_u32(&payload[9..13]), 0, 0, 0),
     };
     Some(Parsed {
         kind,
@@ -223,12 +237,14 @@ pub(crate) fn parse(record: &[u8], salt: u32) -> Option<Parsed> {
         target_segment,
         record_len: len + RECORD_HEADER_LEN,
         body_len,
+        priority,
+        expires_unix_ms,
     })
 }
 
 /// The body length of a message payload, or `None` if its length fields overrun it.
 fn message_body_len(payload: &[u8]) -> Option<u32> {
-    let mut cursor = MESSAGE_FIXED_LEN - 8; // after kind and seq
+    let mut cursor = MESSAGE_FIXED_LEN - 8; // after kind, seq, priority and deadline
     for width in [2, 2, 4] {
         let field = payload.get(cursor..cursor + width)?;
         let len = if width == 2 {
@@ -249,7 +265,7 @@ pub(crate) fn decode_message(record: Bytes, salt: u32) -> Option<(u64, StoredMes
         return None;
     }
     let payload = record.slice(RECORD_HEADER_LEN as usize..);
-    let mut cursor = MESSAGE_FIXED_LEN - 8; // after kind and seq
+    let mut cursor = MESSAGE_FIXED_LEN - 8; // after kind, seq, priority and deadline
     let exchange = take_str(&payload, &mut cursor)?;
     let routing_key = take_str(&payload, &mut cursor)?;
     let props_len = le_u32(payload.get(cursor..cursor + 4)?) as usize;
@@ -262,6 +278,8 @@ pub(crate) fn decode_message(record: Bytes, salt: u32) -> Option<(u64, StoredMes
     Some((
         parsed.seq,
         StoredMessage {
+            priority: parsed.priority,
+            expires_unix_ms: parsed.expires_unix_ms,
             exchange,
             routing_key,
             raw_properties,
@@ -299,6 +317,8 @@ mod tests {
 
     fn message<'a>(body: &'a [u8]) -> MessageRef<'a> {
         MessageRef {
+            priority: 7,
+            expires_unix_ms: 1_700_000_000_123,
             exchange: "amq.direct",
             routing_key: "orders.é",
             raw_properties: &[0x10, 0x00, 0x02],
@@ -322,12 +342,18 @@ mod tests {
         assert_eq!(parsed.seq, 42);
         assert_eq!(parsed.record_len as usize, record.len());
         assert_eq!(parsed.body_len, 5);
+        assert_eq!(parsed.priority, 7);
+        assert_eq!(parsed.expires_unix_ms, 1_700_000_000_123);
         let (seq, stored) = decode_message(Bytes::from(record), 7).expect("decodes");
         assert_eq!(seq, 42);
         assert_eq!(stored.exchange, "amq.direct");
         assert_eq!(stored.routing_key, "orders.é");
         assert_eq!(&stored.raw_properties[..], &[0x10, 0x00, 0x02]);
         assert_eq!(&stored.body[..], b"hello");
+        assert_eq!(
+            (stored.priority, stored.expires_unix_ms),
+            (7, 1_700_000_000_123)
+        );
     }
 
     #[test]
@@ -394,6 +420,8 @@ mod tests {
     fn oversized_names_do_not_frame() {
         let long = "x".repeat(70_000);
         let m = MessageRef {
+            priority: 0,
+            expires_unix_ms: 0,
             exchange: &long,
             routing_key: "",
             raw_properties: &[],

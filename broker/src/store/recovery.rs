@@ -63,6 +63,8 @@ pub(crate) fn replay(core: &Core, dir: &Path) -> Result<Replayed, StoreError> {
                             seq: parsed.seq,
                             location,
                             body_len: parsed.body_len,
+                            priority: parsed.priority,
+                            expires_unix_ms: parsed.expires_unix_ms,
                             delivered: false,
                         });
                     }
@@ -363,6 +365,8 @@ mod tests {
             seq,
             location: Location::new((seq / 10) as u32, 16).expect("non-zero offset"),
             body_len: 0,
+            priority: 0,
+            expires_unix_ms: 0,
             delivered: false,
         }
     }

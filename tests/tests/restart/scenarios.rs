@@ -27,7 +27,73 @@ crate::restart_parity!(
     durable_topology_survives_with_arguments,
     bindings_to_non_durable_queues_and_exchanges_are_dropped,
     graceful_restart_keeps_every_durable_queue_count,
+    priorities_and_deadlines_survive,
 );
+
+/// A priority queue's messages come back in priority order, and TTL deadlines (per message and
+/// per queue) still run after a restart: expired messages are gone, the others stay.
+async fn priorities_and_deadlines_survive(b: &mut RestartableBroker) {
+    let conn = b.connect().await;
+    let ch = confirm_channel(&conn).await;
+    let pq = unique("rs-priority-q");
+    let tq = unique("rs-ttl-q");
+    let qttl = unique("rs-queue-ttl-q");
+    durable_queue(
+        &ch,
+        &pq,
+        field_table(&[("x-max-priority", AMQPValue::ShortShortUInt(10))]),
+    )
+    .await;
+    durable_queue(&ch, &tq, FieldTable::default()).await;
+    durable_queue(
+        &ch,
+        &qttl,
+        field_table(&[("x-message-ttl", AMQPValue::LongInt(1_000))]),
+    )
+    .await;
+    for (body, priority) in [("p1a", 1), ("p5a", 5), ("p9", 9), ("p5b", 5), ("p1b", 1)] {
+        publish_confirmed(
+            &ch,
+            "",
+            &pq,
+            body.as_bytes(),
+            persistent().with_priority(priority),
+        )
+        .await;
+    }
+    let published = std::time::Instant::now();
+    let ttl = |ms: &str| persistent().with_expiration(ms.into());
+    publish_confirmed(&ch, "", &tq, b"short", ttl("1000")).await;
+    publish_confirmed(&ch, "", &tq, b"long", ttl("600000")).await;
+    publish_confirmed(&ch, "", &tq, b"none", persistent()).await;
+    publish_confirmed(&ch, "", &qttl, b"queue-ttl", persistent()).await;
+    conn.close(200, "bye".into()).await.expect("close");
+
+    b.restart().await;
+
+    let conn = b.connect().await;
+    let ch = conn.create_channel().await.expect("channel");
+    assert_eq!(
+        bodies(&get_all(&ch, &pq).await),
+        ["p9", "p5a", "p5b", "p1a", "p1b"],
+        "priority order after a restart"
+    );
+    // Past both 1 s deadlines, however fast the restart was.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500).saturating_sub(published.elapsed()))
+        .await;
+    assert_eq!(
+        bodies(&get_all(&ch, &tq).await),
+        ["long", "none"],
+        "the message whose expiration passed is gone; the others stay"
+    );
+    assert_eq!(
+        message_count(&ch, &qttl).await,
+        0,
+        "x-message-ttl still applies to a message recovered at restart"
+    );
+    cleanup(&conn, &[&pq, &tq, &qttl], &[]).await;
+    conn.close(200, "done".into()).await.expect("close");
+}
 
 /// Durable queue + persistent messages: bodies (empty, text, 300 KB binary), every property,
 /// exchange and routing key, and order survive; never-delivered messages are not redelivered.

@@ -28,6 +28,8 @@ fn small_segments() -> StoreOptions {
 
 fn message(body: &[u8]) -> MessageRef<'_> {
     MessageRef {
+        priority: 0,
+        expires_unix_ms: 0,
         exchange: "amq.direct",
         routing_key: "rk",
         raw_properties: &[0x10, 0x00, 0x02],
