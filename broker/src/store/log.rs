@@ -103,7 +103,10 @@ pub(crate) struct LogShared {
 struct Chunk {
     segment: u32,
     offset: u64,
-    bytes: Bytes,
+    /// The read buffer, reused by the next chunk read (no allocation or zeroing per chunk).
+    buf: Vec<u8>,
+    /// Bytes of `buf` read from the file.
+    filled: usize,
 }
 
 impl Chunk {
@@ -114,7 +117,7 @@ impl Chunk {
             return None;
         }
         let start = usize::try_from(offset.checked_sub(self.offset)?).ok()?;
-        let record = record::whole_record(self.bytes.get(start..)?)?;
+        let record = record::whole_record(self.buf[..self.filled].get(start..)?)?;
         Some(Bytes::copy_from_slice(record))
     }
 }
@@ -615,15 +618,20 @@ impl LogShared {
             Some(segment) => segment,
             None => self.open_reader(location.segment)?,
         };
-        let cached = self
-            .readahead
-            .lock()
-            .as_ref()
-            .and_then(|chunk| chunk.record(location.segment, offset));
+        let (cached, buf) = {
+            let mut readahead = self.readahead.lock();
+            match readahead
+                .as_ref()
+                .and_then(|chunk| chunk.record(location.segment, offset))
+            {
+                Some(record) => (Some(record), Vec::new()),
+                None => (None, readahead.take().map(|c| c.buf).unwrap_or_default()),
+            }
+        };
         let record = match cached {
             Some(record) => record,
             None => {
-                let chunk = self.read_chunk(&segment, offset, readable)?;
+                let chunk = self.read_chunk(&segment, offset, readable, buf)?;
                 match chunk.record(location.segment, offset) {
                     Some(record) => {
                         *self.readahead.lock() = Some(chunk);
@@ -647,15 +655,19 @@ impl LogShared {
         segment: &OpenSegment,
         offset: u64,
         readable: u64,
+        mut buf: Vec<u8>,
     ) -> Result<Chunk, StoreError> {
         let room = usize::try_from(readable.saturating_sub(offset)).unwrap_or(usize::MAX);
-        let mut buf = vec![0u8; READAHEAD.min(room)];
-        let filled = read_up_to(segment, &mut buf, offset)?;
-        buf.truncate(filled);
+        let want = READAHEAD.min(room);
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        let filled = read_up_to(segment, &mut buf[..want], offset)?;
         Ok(Chunk {
             segment: segment.id,
             offset,
-            bytes: Bytes::from(buf),
+            buf,
+            filled,
         })
     }
 
@@ -672,7 +684,8 @@ impl LogShared {
             path: path.clone(),
             offset: chunk.offset,
         };
-        let payload = record::framed_len(&chunk.bytes, u64::MAX).ok_or_else(corrupt)?;
+        let payload =
+            record::framed_len(&chunk.buf[..chunk.filled], u64::MAX).ok_or_else(corrupt)?;
         let len = u64::from(payload) + u64::from(RECORD_HEADER_LEN);
         let file_len = segment
             .file
