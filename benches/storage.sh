@@ -19,6 +19,9 @@
 #   the start until a consumer has the first message), and a drain (manual ack, prefetch
 #   1000): drain rate, disk use and RSS after it. With FILL_5M=1, our broker alone is also
 #   filled to 5 × FILL on a fresh data dir: RSS growth per message from FILL to 5 × FILL.
+# - raw: the fill and drain again with `rawperf` (benches/src/bin/rawperf.rs), a lean client
+#   that costs well under a microsecond per message, so the rates are the broker's and not
+#   lapin's; no restart; drain acks every 100 messages on both brokers.
 # - 64 KiB and 1 MiB bodies, persistent, confirms, manual ack: MB/s (10^6 bytes).
 #
 # RabbitMQ must run on this machine: the script reads its beam.smp's CPU time and RSS and its
@@ -61,6 +64,7 @@ SCENARIOS=(
   "1k|1 KiB, durable queue, confirm 1000, prefetch 1000|--size 1024 --persistent --confirm 1000 --prefetch 1000 --max-backlog 10000 --queue storage-1k"
   "seed|seed topology: fanout to 2 durable queues, 1 KiB|--size 1024 --persistent --confirm 1000 --prefetch 1000 --max-backlog 10000 --exchange perf.sales_events --exchange-type fanout --queues perf.email_notifications,perf.loyalty_points"
   "fill|fill $FILL × 1 KiB, restart, drain|$FILL_FLAGS, then $DRAIN_FLAGS"
+  "raw|fill and drain $FILL × 1 KiB with rawperf (lean client)|rawperf fill --declare --persistent --count $FILL --size 1024 --confirm 1000 --queue storage-raw, then rawperf drain --count $FILL --size 1024 --prefetch 1000 --ack-every 100 --queue storage-raw"
   "64k|64 KiB, confirm 100, prefetch 100|--size 65536 --persistent --confirm 100 --prefetch 100 --max-backlog 1000 --queue storage-64k"
   "1m|1 MiB, confirm 16, prefetch 16|--size 1048576 --persistent --confirm 16 --prefetch 16 --max-backlog 64 --queue storage-1m"
 )
@@ -69,6 +73,7 @@ CLEANUP=(
   "--queue storage-1k"
   "--exchange perf.sales_events --queues perf.email_notifications,perf.loyalty_points"
   "--queue storage-fill"
+  "--queue storage-raw"
   "--queue storage-64k"
   "--queue storage-1m"
 )
@@ -89,6 +94,7 @@ fi
 echo "building (release)…" >&2
 (cd "$ROOT" && cargo build --release -p broker -p benches --bins >&2)
 PERF="$TARGET/release/perf"
+RAWPERF="$TARGET/release/rawperf"
 BROKER="$TARGET/release/broker"
 
 RABBIT_PID=$(pgrep -f beam.smp | head -n1 || true)
@@ -304,12 +310,43 @@ fill_restart_drain() {
   sleep 2
 }
 
+# The fill and drain rates again with `rawperf`, whose per-message cost is well under a
+# microsecond: with lapin the client, not the broker, is the limit of a pure fill or drain.
+raw_fill_drain() {
+  local dir="$WORK/ours-raw" log="$OUT/ours-raw.log" who url pid
+  local -a fill=(fill --declare --persistent --count "$FILL" --size 1024 --confirm 1000 --queue storage-raw)
+  local -a drain=(drain --count "$FILL" --size 1024 --prefetch 1000 --ack-every 100 --queue storage-raw)
+  for who in ours rabbit; do
+    if [[ $who == ours ]]; then
+      start_ours "$dir" "$log"
+      url=$OURS_URL pid=$OURS_PID
+    else
+      "$PERF" --url "$RABBIT_URL" --delete --queue storage-raw
+      url=$RABBIT_URL pid=$RABBIT_PID
+    fi
+    echo "   $who: rawperf fill, drain" >&2
+    echo "   rawperf ${fill[*]} / ${drain[*]} ($who)" >>"$OUT/commands.txt"
+    R[raw,$who,fill]=$("$RAWPERF" "${fill[@]}" --url "$url" --broker-pid "$pid" --quiet | grep '^RESULT ')
+    R[raw,$who,drain]=$("$RAWPERF" "${drain[@]}" --url "$url" --broker-pid "$pid" --quiet | grep '^RESULT ')
+    echo "${R[raw,$who,fill]}" >>"$RESULTS"
+    echo "${R[raw,$who,drain]}" >>"$RESULTS"
+    "$PERF" --url "$url" --delete --queue storage-raw
+    if [[ $who == ours ]]; then
+      stop_ours
+      rm -rf "$dir"
+    fi
+    sleep 2
+  done
+}
+
 for s in "${SCENARIOS[@]}"; do
   key=${s%%|*}
   rest=${s#*|}
   echo "== ${rest%%|*}" >&2
   if [[ "$key" == fill ]]; then
     fill_restart_drain
+  elif [[ "$key" == raw ]]; then
+    raw_fill_drain
   else
     read -r -a flags <<<"${rest#*|}"
     steady "$key" "${flags[@]}"
@@ -409,6 +446,21 @@ fill_rows() { # scenario-name
   fi
 }
 
+raw_rows() { # scenario-name
+  local n=$1 side o r
+  for side in fill drain; do
+    o=${R[raw,ours,$side]} r=${R[raw,rabbit,$side]}
+    row "$n" "$side msg/s" "$(num "$(field "$o" rate)")" "$(num "$(field "$r" rate)")" \
+      "$(ratio "$(field "$o" rate)" "$(field "$r" rate)")"
+    row "$n" "$side: broker CPU µs/msg" "$(dec "$(field "$o" broker_cpu_us_per_msg)" 2)" \
+      "$(dec "$(field "$r" broker_cpu_us_per_msg)" 2)" \
+      "$(ratio "$(field "$o" broker_cpu_us_per_msg)" "$(field "$r" broker_cpu_us_per_msg)")"
+    row "$n" "$side: client CPU µs/msg" "$(dec "$(field "$o" client_cpu_us_per_msg)" 2)" \
+      "$(dec "$(field "$r" client_cpu_us_per_msg)" 2)"
+  done
+  row "$n" "messages drained" "$(field "${R[raw,ours,drain]}" count)" "$(field "${R[raw,rabbit,drain]}" count)"
+}
+
 reproduce="DURATION=$DURATION FILL=$FILL"
 [[ "$FILL_5M" == 1 ]] && reproduce+=" FILL_5M=1"
 [[ "$RABBIT_RESTART" == 1 ]] || reproduce+=" RABBIT_RESTART=0"
@@ -422,7 +474,11 @@ reproduce="DURATION=$DURATION FILL=$FILL"
   for s in "${SCENARIOS[@]}"; do
     key=${s%%|*}
     rest=${s#*|}
-    if [[ "$key" == fill ]]; then fill_rows "${rest%%|*}"; else steady_rows "${rest%%|*}" "$key"; fi
+    case $key in
+      fill) fill_rows "${rest%%|*}" ;;
+      raw) raw_rows "${rest%%|*}" ;;
+      *) steady_rows "${rest%%|*}" "$key" ;;
+    esac
   done
   echo
   echo "| scenario | perf flags (plus --url, --broker-pid, --duration $DURATION) |"

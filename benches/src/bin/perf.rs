@@ -1057,9 +1057,14 @@ impl Report<'_> {
         let recv_rate = self.received as f64 / self.window;
         // Each message costs the broker an inbound and an outbound half (its deliveries, when
         // it goes to several queues); when the two rates differ (the queue grows or drains)
-        // divide by their mean.
+        // divide by their mean. A pure fill or drain counts the messages of its one side.
         let fanout = self.topology.fanout();
-        let handled = (self.sent as f64 + self.received as f64 / fanout as f64) / 2.0;
+        let (sent, received) = (self.sent as f64, self.received as f64 / fanout as f64);
+        let handled = match (self.sent, self.received) {
+            (0, _) => received,
+            (_, 0) => sent,
+            _ => (sent + received) / 2.0,
+        };
         let cpu_per_msg = self.broker_cpu.map(|c| {
             if handled > 0.0 {
                 c * 1e6 / handled
