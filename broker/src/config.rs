@@ -27,6 +27,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Largest message body accepted (RabbitMQ 3.x: 128 MiB); above it publishes get 406.
     pub max_message_size: u64,
+    /// Largest message-log segment file; a segment is deleted once all its messages are acked.
+    pub segment_size: u32,
     /// Fault injection for tests: the store's Nth fsync (and every later one) fails.
     pub fail_fsync_after: Option<u64>,
 }
@@ -43,6 +45,7 @@ impl Default for Config {
             heartbeat: 60,
             handshake_timeout: Duration::from_secs(10),
             max_message_size: 128 * 1024 * 1024,
+            segment_size: crate::store::StoreOptions::default().segment_size,
             fail_fsync_after: None,
         }
     }

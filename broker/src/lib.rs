@@ -37,6 +37,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let options = store::StoreOptions {
+        segment_size: config.segment_size,
         fail_fsync_after: config.fail_fsync_after,
         ..store::StoreOptions::default()
     };

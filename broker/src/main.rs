@@ -44,6 +44,10 @@ struct Args {
     /// Largest frame offered to clients, in bytes (at least 8192).
     #[arg(long, default_value_t = 131_072, value_parser = clap::value_parser!(u32).range(8192..))]
     frame_max: u32,
+    /// Size of the message-log segment files, in bytes (a segment is deleted once all its
+    /// messages are acked; a larger message gets a segment of its own).
+    #[arg(long, default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u32).range(4096..))]
+    segment_size: u32,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +78,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         heartbeat: args.heartbeat,
         frame_max: args.frame_max,
+        segment_size: args.segment_size,
         ..broker::Config::default()
     };
     let addr = format!("{}:{}", args.bind, args.port);

@@ -292,10 +292,17 @@ async fn drain(broker: &ChildBroker, queue: &str) -> Vec<Drained> {
 /// the broker is SIGKILLed 50 to 500 ms into each round; after each restart a consumer drains
 /// the queue. Every confirmed id must come back; duplicates (messages delivered and acked
 /// before a kill whose ack was not on disk yet) are counted and reported, not failed.
+/// Segments of 64 KiB make every round roll over and delete many of them, so kills land
+/// between those steps too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirmed_messages_survive_sigkill() {
     let _serial = serial().await;
-    let mut broker = ChildBroker::start("crash").await;
+    let mut broker = ChildBroker::start_with(
+        "crash",
+        vec!["--segment-size".into(), "65536".into()],
+        ("guest".into(), "guest".into()),
+    )
+    .await;
     let url = broker.broker().url;
     let queue = tests::unique("crash-q");
     {

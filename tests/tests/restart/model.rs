@@ -718,11 +718,12 @@ where
     }
 }
 
-/// Random sequences against our broker, a fresh one (child process, own data folder) per case.
+/// Random sequences against our broker, a fresh one (child process, own data folder) per case,
+/// with 4 KiB log segments so that sequences roll segments over and delete acked ones.
 #[test]
 fn random_sequences_ours() {
     run_cases(CASES, true, |ops| async move {
-        let mut b = RestartableBroker::ours("model").await;
+        let mut b = RestartableBroker::ours_with("model", &["--segment-size", "4096"]).await;
         match run_ops(&mut b, &ops).await {
             Ok(()) => {
                 b.finish().await;

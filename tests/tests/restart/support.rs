@@ -456,7 +456,13 @@ enum Kind {
 impl RestartableBroker {
     /// Our broker on a fresh data folder.
     pub async fn ours(name: &str) -> Self {
-        let child = ChildBroker::start(name).await;
+        Self::ours_with(name, &[]).await
+    }
+
+    /// [`RestartableBroker::ours`] with more flags for the broker.
+    pub async fn ours_with(name: &str, args: &[&str]) -> Self {
+        let args = args.iter().map(|a| (*a).to_owned()).collect();
+        let child = ChildBroker::start_with(name, args, ("guest".into(), "guest".into())).await;
         Self {
             broker: child.broker(),
             kind: Kind::Ours(Box::new(child)),
