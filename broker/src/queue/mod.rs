@@ -82,10 +82,12 @@ pub struct Entry {
     pub redelivered: bool,
 }
 
-/// In-memory persistent messages a queue keeps ahead of its consumers; past this depth, new
-/// persistent messages live only in the log (read back on delivery), so memory does not grow
-/// with queue depth.
+/// In-memory persistent messages a queue keeps ahead of its consumers; past this depth, or
+/// past [`PAGE_OUT_AFTER_BYTES`] of ready bodies, new persistent messages live only in the
+/// log (read back on delivery), so memory does not grow with queue depth or message size.
 const PAGE_OUT_AFTER: usize = 4096;
+/// See [`PAGE_OUT_AFTER`]: 4096 messages of 1 MiB would otherwise be 4 GiB.
+const PAGE_OUT_AFTER_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Why a message leaves a queue for its dead-letter exchange.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -340,7 +342,8 @@ impl Queue {
             }
         }
         let persisted = location.is_some();
-        let keep_in_memory = !persisted || st.ready.len() < PAGE_OUT_AFTER;
+        let keep_in_memory = !persisted
+            || (st.ready.len() < PAGE_OUT_AFTER && st.ready.bytes() < PAGE_OUT_AFTER_BYTES);
         st.ready.push_back(Entry {
             seq,
             size: u32::try_from(message.size()).unwrap_or(u32::MAX),
@@ -924,6 +927,52 @@ mod tests {
             properties,
             body: Bytes::from(id.to_be_bytes().to_vec()),
         })
+    }
+
+    /// Large persistent messages in a durable queue are paged out by bytes, not only by count:
+    /// 4096 bodies of 1 MiB must not stay in memory.
+    #[test]
+    fn large_persistent_messages_are_paged_out_by_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::Store::open(dir.path(), crate::store::StoreOptions::default())
+            .expect("open store");
+        let log = store.open_queue("/", "big").expect("open queue log");
+        let settings = QueueSettings {
+            durable: true,
+            exclusive_owner: None,
+            auto_delete: false,
+            arguments: FieldTable::default(),
+            args: QueueArgs::default(),
+        };
+        let q = Queue::new(
+            "big".into(),
+            "/".into(),
+            settings,
+            Weak::new(),
+            Timers::disconnected(),
+            Some(log),
+        );
+        let body = Bytes::from(vec![7u8; 1024 * 1024]);
+        for _ in 0..40 {
+            let message = Arc::new(Message {
+                exchange: "".into(),
+                routing_key: "big".into(),
+                raw_properties: Bytes::new(),
+                properties: AMQPProperties::default().with_delivery_mode(2),
+                body: body.clone(),
+            });
+            assert!(matches!(
+                q.publish(message, &mut Vec::new()),
+                PublishOutcome::Persisted
+            ));
+        }
+        let st = q.state.lock();
+        assert_eq!(st.ready.len(), 40);
+        let in_memory = st.ready.in_memory();
+        assert_eq!(
+            in_memory, 16,
+            "bodies kept in memory up to 16 MiB of ready bytes, the rest paged out"
+        );
     }
 
     fn id_of(e: &Entry) -> u32 {

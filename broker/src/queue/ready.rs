@@ -166,6 +166,16 @@ impl Ready {
         all
     }
 
+    /// Ready messages whose body is in memory.
+    #[cfg(test)]
+    pub fn in_memory(&self) -> usize {
+        self.levels
+            .iter()
+            .flat_map(|level| &level.slots)
+            .filter(|slot| slot.message.is_some())
+            .count()
+    }
+
     fn account_in(&mut self, e: &Entry) {
         self.len += 1;
         self.bytes += u64::from(e.size);
