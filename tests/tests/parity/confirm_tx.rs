@@ -10,8 +10,8 @@ use lapin::{BasicProperties, Channel, Confirmation};
 use tests::{Broker, parity, unique};
 
 use crate::support::{
-    RawConn, assert_amqp_error, confirm_channel, drain, eventually, field_table, long_str,
-    message_count, publish_confirmed,
+    RawConn, assert_amqp_error, confirm_channel, declare_durable, drain, eventually, field_table,
+    long_str, message_count, publish_confirmed,
 };
 
 async fn declare(ch: &Channel, prefix: &str) -> String {
@@ -126,16 +126,7 @@ async fn confirm_persistent_durable(b: &Broker) {
     let conn = b.connect().await;
     let ch = confirm_channel(&conn).await;
     let q = unique("confirm-durable");
-    ch.queue_declare(
-        q.as_str().into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("declare durable");
+    declare_durable(&ch, &q).await;
     for i in 0..5 {
         publish_confirmed(
             &ch,
@@ -421,17 +412,7 @@ async fn tx_commit_persistent_durable(b: &Broker) {
     let ch = conn.create_channel().await.expect("channel");
     let observer = conn.create_channel().await.expect("channel");
     let q = unique("tx-durable");
-    observer
-        .queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("declare durable");
+    declare_durable(&observer, &q).await;
     ch.tx_select().await.expect("tx.select");
     let bodies: Vec<String> = (0..50).map(|i| format!("d{i}")).collect();
     for (i, body) in bodies.iter().enumerate() {
@@ -524,17 +505,7 @@ async fn tx_method_before_commit_ok_is_504(b: &Broker) {
     let conn = b.connect().await;
     let setup = conn.create_channel().await.expect("channel");
     let q = unique("tx-pipelined");
-    setup
-        .queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("declare durable");
+    declare_durable(&setup, &q).await;
     let (mut raw, _) = RawConn::open(b.addr).await;
     raw.send_method(
         1,

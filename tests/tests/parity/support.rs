@@ -120,6 +120,20 @@ pub async fn drain(ch: &Channel, queue: &str) -> Vec<String> {
 }
 
 /// The queue's message count as reported by a passive declare.
+/// Declares a durable (non-exclusive, non-auto-delete) queue with no arguments.
+pub async fn declare_durable(ch: &Channel, queue: &str) {
+    ch.queue_declare(
+        queue.into(),
+        lapin::options::QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        lapin::types::FieldTable::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("declare durable queue {queue}: {e}"));
+}
+
 pub async fn message_count(ch: &Channel, queue: &str) -> u32 {
     ch.queue_declare(
         queue.into(),
