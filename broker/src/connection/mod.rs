@@ -411,6 +411,12 @@ impl Session {
                         Ok(0) => return Ok(()),
                         Ok(_) => {
                             last_read = Instant::now();
+                            // Deliveries queued before these bytes arrived come first: the
+                            // client may have sent them after seeing a confirm that followed
+                            // the delivery (a basic.cancel must not overtake it).
+                            while let Ok(m) = inbox.try_recv() {
+                                self.on_inbox(&mut io.out, m);
+                            }
                             self.on_bytes(io);
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
