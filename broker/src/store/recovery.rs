@@ -6,15 +6,20 @@
 //! record, the log resynchronises at the next offset where a valid record starts (its length
 //! field may be what broke; the per-segment salt keeps message bodies from passing for
 //! records); the skipped record is counted and logged. A bad record with nothing valid after
-//! it is a torn tail: the file is truncated there, with a warning.
+//! it is a torn tail: the file is truncated there, with a warning. A helper thread reads the
+//! next few segments ahead of the scan ([`Prefetch`]), so on a cold page cache the disk works
+//! while the CRCs are checked.
 //!
 //! Must not: return a message whose record failed its CRC, or keep the whole segment in memory.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::Recovered;
 use super::layout::{list_segments, segment_file_name};
@@ -25,6 +30,8 @@ use super::{Location, StoreError};
 
 /// Bytes read per `pread` while replaying.
 const READ_CHUNK: usize = 2 * 1024 * 1024;
+/// Segments the prefetch thread may read ahead of the scan.
+const PREFETCH_AHEAD: usize = 2;
 
 /// What replaying a queue's directory found.
 pub(crate) struct Replayed {
@@ -46,7 +53,13 @@ pub(crate) fn replay(core: &Core, dir: &Path) -> Result<Replayed, StoreError> {
     let mut next_seq = 0u64;
     let mut last: Option<(u32, File, u32, u64)> = None;
     let mut window = Window::new();
+    let prefetch = Prefetch::start(
+        ids.iter()
+            .map(|id| dir.join(segment_file_name(*id)))
+            .collect(),
+    );
     for id in ids {
+        prefetch.scanned_one();
         let path = dir.join(segment_file_name(id));
         let Some((file, salt)) = open_segment(core, &path)? else {
             continue;
@@ -149,6 +162,71 @@ fn open_segment(core: &Core, path: &Path) -> Result<Option<(File, u32)>, StoreEr
             std::fs::rename(path, &aside).map_err(io)?;
             core.count_corrupt_record();
             Ok(None)
+        }
+    }
+}
+
+/// Reads segment files into the page cache a little ahead of the scan. Only a hint: errors are
+/// ignored (the scan reads and checks everything itself), and it stops when dropped.
+struct Prefetch {
+    /// Segments the scan has started.
+    scanned: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Prefetch {
+    fn start(paths: Vec<PathBuf>) -> Self {
+        let scanned = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        // One segment is nothing to overlap with.
+        let thread = (paths.len() > 1)
+            .then(|| {
+                let (scanned, stop) = (Arc::clone(&scanned), Arc::clone(&stop));
+                std::thread::Builder::new()
+                    .name("store-prefetch".into())
+                    .spawn(move || prefetch(&paths, &scanned, &stop))
+                    .ok()
+            })
+            .flatten();
+        Self {
+            scanned,
+            stop,
+            thread,
+        }
+    }
+
+    fn scanned_one(&self) {
+        self.scanned.fetch_add(1, Ordering::Release);
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn prefetch(paths: &[PathBuf], scanned: &AtomicUsize, stop: &AtomicBool) {
+    let mut buf = vec![0u8; READ_CHUNK];
+    // The scan reads the first segment itself.
+    for (i, path) in paths.iter().enumerate().skip(1) {
+        while i >= scanned.load(Ordering::Acquire) + PREFETCH_AHEAD {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let Ok(file) = File::open(path) else { continue };
+        let mut at = 0;
+        while let Ok(n @ 1..) = file.read_at(&mut buf, at) {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            at += n as u64;
         }
     }
 }
