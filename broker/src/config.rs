@@ -31,6 +31,14 @@ pub struct Config {
     pub segment_size: u32,
     /// Fault injection for tests: the store's Nth fsync (and every later one) fails.
     pub fail_fsync_after: Option<u64>,
+    /// The node's name in the management API and metrics (RabbitMQ: `rabbit@<host>`).
+    pub node_name: String,
+    /// How often message rates are sampled (RabbitMQ's `collect_statistics_interval`, 5 s).
+    pub stats_interval: Duration,
+    /// Where the node listens, as `(protocol, address)` with RabbitMQ's protocol names
+    /// (`amqp`, `http`, `http/prometheus`). Filled in by [`crate::serve`] from the bound
+    /// listeners.
+    pub listeners: Vec<(String, std::net::SocketAddr)>,
 }
 
 impl Default for Config {
@@ -47,6 +55,9 @@ impl Default for Config {
             max_message_size: 128 * 1024 * 1024,
             segment_size: crate::store::StoreOptions::default().segment_size,
             fail_fsync_after: None,
+            node_name: "rabbit@localhost".into(),
+            stats_interval: Duration::from_secs(5),
+            listeners: Vec::new(),
         }
     }
 }

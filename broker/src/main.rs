@@ -48,6 +48,17 @@ struct Args {
     /// messages are acked; a larger message gets a segment of its own).
     #[arg(long, default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u32).range(4096..))]
     segment_size: u32,
+    /// Port of the management HTTP API and web UI, on the same address as AMQP (0 turns it
+    /// off).
+    #[arg(long, env = "RABBITMQ_MANAGEMENT_PORT", default_value_t = 15672)]
+    management_port: u16,
+    /// Port of the Prometheus endpoint (`/metrics`), on the same address as AMQP (0 turns
+    /// it off).
+    #[arg(long, env = "RABBITMQ_PROMETHEUS_PORT", default_value_t = 15692)]
+    prometheus_port: u16,
+    /// The node's name in the management API and metrics (default `rabbit@<hostname>`).
+    #[arg(long, env = "RABBITMQ_NODENAME")]
+    node_name: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -79,21 +90,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
         heartbeat: args.heartbeat,
         frame_max: args.frame_max,
         segment_size: args.segment_size,
+        node_name: args
+            .node_name
+            .unwrap_or_else(|| format!("rabbit@{}", hostname())),
         ..broker::Config::default()
     };
-    let addr = format!("{}:{}", args.bind, args.port);
-    let listener = match tokio::net::TcpListener::bind(&addr).await {
-        Ok(l) => l,
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            anyhow::bail!(
-                "port {} is in use on {}; stop the other broker (RabbitMQ?) or pass --port",
-                args.port,
-                args.bind
-            );
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot listen on {addr}")),
-    };
+    let listener = bind(&args.bind, args.port, "--port").await?;
     info!("AMQP 0-9-1 listening on {}", listener.local_addr()?);
+    let management = match args.management_port {
+        0 => None,
+        port => Some(bind(&args.bind, port, "--management-port").await?),
+    };
+    if let Some(l) = &management {
+        info!("management API and UI on http://{}", l.local_addr()?);
+    }
+    let prometheus = match args.prometheus_port {
+        0 => None,
+        port => Some(bind(&args.bind, port, "--prometheus-port").await?),
+    };
+    if let Some(l) = &prometheus {
+        info!("Prometheus metrics on http://{}/metrics", l.local_addr()?);
+    }
+    let listeners = broker::Listeners {
+        amqp: listener,
+        management,
+        prometheus,
+    };
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -101,9 +123,38 @@ async fn run(args: Args) -> anyhow::Result<()> {
         info!("signal received, shutting down");
         signal.cancel();
     });
-    broker::run(config, listener, shutdown).await?;
+    broker::serve(config, listeners, shutdown).await?;
     info!("stopped");
     Ok(())
+}
+
+/// Binds `bind:port`; a port in use is one clear line naming the flag to change.
+async fn bind(bind: &str, port: u16, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr = format!("{bind}:{port}");
+    match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let off = if flag == "--port" {
+                String::new()
+            } else {
+                format!(" ({flag} 0 turns it off)")
+            };
+            anyhow::bail!(
+                "port {port} is in use on {bind}; stop the other broker (RabbitMQ?) or pass {flag}{off}"
+            );
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot listen on {addr}")),
+    }
+}
+
+/// This machine's host name, for the default node name.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 async fn wait_for_signal() {

@@ -59,6 +59,10 @@ pub struct Node {
     next_connection: AtomicU64,
     timers: Timers,
     durability: Option<Arc<Durability>>,
+    /// Open connections and channels, and the node's statistics counters.
+    pub registry: crate::registry::Registry,
+    /// When the node started (uptime).
+    pub started_at: std::time::Instant,
 }
 
 impl Node {
@@ -72,6 +76,8 @@ impl Node {
             next_connection: AtomicU64::new(1),
             timers,
             durability,
+            registry: crate::registry::Registry::default(),
+            started_at: std::time::Instant::now(),
         });
         if let Some(d) = &node.durability {
             d.attach(Arc::downgrade(&node));

@@ -19,6 +19,7 @@ fn start_broker(data_dir: &std::path::Path) -> (Child, u16) {
         .port();
     let mut child = Command::new(BROKER)
         .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--management-port", "0", "--prometheus-port", "0"])
         .arg("--data-dir")
         .arg(data_dir)
         .env("RUST_LOG", "info")

@@ -32,9 +32,27 @@ pub struct Broker {
     pub addr: SocketAddr,
     /// Which broker this is.
     pub target: Target,
+    /// Base URL of the management HTTP API (`http://127.0.0.1:15672`), when it serves one.
+    pub http: Option<String>,
+    /// Base URL of the Prometheus endpoint (`http://127.0.0.1:15692`), when it serves one.
+    pub prometheus: Option<String>,
 }
 
 impl Broker {
+    /// Base URL of the management HTTP API; panics when this broker was started without it.
+    pub fn api(&self) -> &str {
+        self.http
+            .as_deref()
+            .expect("this broker was started without its management API")
+    }
+
+    /// Base URL of the Prometheus endpoint; panics when this broker has none.
+    pub fn metrics(&self) -> &str {
+        self.prometheus
+            .as_deref()
+            .expect("this broker was started without its Prometheus endpoint")
+    }
+
     /// Opens a lapin connection (tokio executor) to this broker.
     pub async fn connect(&self) -> Connection {
         connect(&self.url).await
@@ -81,23 +99,41 @@ pub fn start_broker(config: broker::Config) -> Broker {
                 .build()
                 .expect("test broker runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind 127.0.0.1:0");
-                tx.send(listener.local_addr().expect("local addr"))
-                    .expect("report address");
+                let bind = || async {
+                    tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind 127.0.0.1:0")
+                };
+                let listeners = broker::Listeners {
+                    amqp: bind().await,
+                    management: Some(bind().await),
+                    prometheus: Some(bind().await),
+                };
+                let addr_of = |l: &Option<tokio::net::TcpListener>| {
+                    l.as_ref()
+                        .map(|l| l.local_addr().expect("local addr"))
+                        .expect("bound above")
+                };
+                tx.send((
+                    listeners.amqp.local_addr().expect("local addr"),
+                    addr_of(&listeners.management),
+                    addr_of(&listeners.prometheus),
+                ))
+                .expect("report addresses");
                 let shutdown = tokio_util::sync::CancellationToken::new();
-                broker::run(config, listener, shutdown)
+                broker::serve(config, listeners, shutdown)
                     .await
                     .expect("test broker stopped with an error");
             });
         })
         .expect("spawn broker thread");
-    let addr = rx.recv().expect("test broker failed to start");
+    let (addr, http, prometheus) = rx.recv().expect("test broker failed to start");
     Broker {
         url: format!("amqp://guest:guest@{addr}/%2f"),
         addr,
         target: Target::Ours,
+        http: Some(format!("http://{http}")),
+        prometheus: Some(format!("http://{prometheus}")),
     }
 }
 
@@ -124,6 +160,15 @@ fn probe_rabbitmq() -> Option<Broker> {
             url,
             addr: addr.expect("checked above"),
             target: Target::RabbitMq,
+            // The management and Prometheus plugins (`.ci/run` enables them).
+            http: Some(
+                std::env::var("AMQP_PARITY_HTTP")
+                    .unwrap_or_else(|_| "http://127.0.0.1:15672".into()),
+            ),
+            prometheus: Some(
+                std::env::var("AMQP_PARITY_PROMETHEUS")
+                    .unwrap_or_else(|_| "http://127.0.0.1:15692".into()),
+            ),
         }),
         (false, "required") => panic!(
             "AMQP_PARITY=required but RabbitMQ at {url} cannot be reached; start it with \

@@ -278,6 +278,14 @@ impl Channel {
             raw_properties = bytes::Bytes::from(encode_properties(&properties));
         }
         let mandatory = publish.mandatory;
+        self.stats.messages.publish.incr();
+        if targets.is_empty() {
+            if mandatory {
+                self.stats.messages.return_unroutable.incr();
+            } else {
+                self.stats.messages.drop_unroutable.incr();
+            }
+        }
         let message = Arc::new(Message {
             exchange: publish.exchange,
             routing_key: publish.routing_key,
@@ -363,6 +371,7 @@ impl Channel {
         ctx.vhost.check_exclusive_access(&queue, ctx.connection)?;
         match queue.get(m.no_ack) {
             None => {
+                self.stats.messages.get_empty.incr();
                 ctx.out.method(
                     self.id,
                     &AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})),
@@ -380,6 +389,14 @@ impl Channel {
                 };
                 let tag = self.next_delivery_tag;
                 self.next_delivery_tag += 1;
+                if m.no_ack {
+                    self.stats.messages.get_no_ack.incr();
+                } else {
+                    self.stats.messages.get.incr();
+                }
+                if entry.redelivered {
+                    self.stats.messages.redeliver.incr();
+                }
                 ctx.out.get_ok(
                     self.id,
                     tag,
@@ -425,6 +442,7 @@ impl Channel {
             return Ok(());
         }
         let settled = self.take_unacked(tag, multiple)?;
+        self.stats.messages.ack.add(settled.len() as u64);
         settle(settled);
         self.kick_consumers(ctx);
         Ok(())

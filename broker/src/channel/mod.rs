@@ -21,6 +21,7 @@ use crate::queue::{
     CancelOutcome, ChannelCredit, ConnSender, ConnectionId, ConsumerCredit, Delivery, Entry, Queue,
     QueueType,
 };
+use crate::stats::ChannelStats;
 use crate::vhost::Vhost;
 
 pub use tx::TxState;
@@ -118,11 +119,13 @@ pub struct Channel {
     queue_cache: Option<Arc<Queue>>,
     route_scratch: RouteScratch,
     route_out: Vec<Arc<Queue>>,
+    /// Counters and gauges the management API and metrics read (see `stats.rs`).
+    pub stats: Arc<ChannelStats>,
 }
 
 impl Channel {
     /// A newly opened channel.
-    pub fn new(id: u16) -> Self {
+    pub fn new(id: u16, stats: Arc<ChannelStats>) -> Self {
         Self {
             id,
             lifecycle: Lifecycle::Open,
@@ -141,7 +144,27 @@ impl Channel {
             reply_to: None,
             route_scratch: RouteScratch::default(),
             route_out: Vec::new(),
+            stats,
         }
+    }
+
+    /// Publishes the channel's gauges to its statistics (a few relaxed stores).
+    fn refresh_gauges(&self) {
+        let s = &self.stats;
+        s.unacked.set(self.unacked.len() as u64);
+        s.consumers.set(self.consumers.len() as u64);
+        s.unconfirmed
+            .set(self.confirms.as_ref().map_or(0, |c| c.unsent.len() as u64));
+        s.uncommitted
+            .set(self.tx.as_ref().map_or(0, |t| t.publishes.len() as u64));
+        s.prefetch_count.set(u64::from(self.consumer_prefetch));
+        s.global_prefetch_count.set(u64::from(
+            self.credit
+                .prefetch
+                .load(std::sync::atomic::Ordering::Relaxed),
+        ));
+        s.confirm.set(self.confirms.is_some());
+        s.transactional.set(self.tx.is_some());
     }
 
     /// Sends a synchronous method's reply unless the client asked for `nowait`.
@@ -158,13 +181,23 @@ impl Channel {
 
     /// Handles a method for this channel (never `channel.open`, handled by the connection).
     pub fn on_method(&mut self, ctx: &mut Ctx<'_>, method: AMQPClass) -> Result<(), AmqpException> {
-        use crate::protocol::{basic as b, confirm as c, exchange as e, queue as q, tx as t};
         if self.committing.is_some() {
             return Err(ConnectionException::channel_error(
                 "unexpected command while processing 'tx.commit'",
             )
             .into());
         }
+        let result = self.dispatch_method(ctx, method);
+        self.refresh_gauges();
+        result
+    }
+
+    fn dispatch_method(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        method: AMQPClass,
+    ) -> Result<(), AmqpException> {
+        use crate::protocol::{basic as b, confirm as c, exchange as e, queue as q, tx as t};
         match method {
             AMQPClass::Channel(channel::AMQPMethod::Flow(f)) => {
                 if !f.active {
@@ -270,6 +303,14 @@ impl Channel {
         };
         let tag = self.next_delivery_tag;
         self.next_delivery_tag += 1;
+        if d.no_ack {
+            self.stats.messages.deliver_no_ack.incr();
+        } else {
+            self.stats.messages.deliver.incr();
+        }
+        if d.entry.redelivered {
+            self.stats.messages.redeliver.incr();
+        }
         ctx.out.deliver(
             self.id,
             &d.consumer_tag,
@@ -294,6 +335,7 @@ impl Channel {
                 entry: d.entry,
                 credit: Some(d.credit),
             });
+            self.stats.unacked.set(self.unacked.len() as u64);
         }
     }
 
@@ -325,6 +367,9 @@ impl Channel {
             };
             let run = c.unsent.iter().take_while(|o| **o == first).count();
             c.unsent.drain(..run);
+            if ack {
+                self.stats.messages.confirm.add(run as u64);
+            }
             tag += run as u64;
             let multiple = run > 1;
             let method = if ack {
@@ -341,6 +386,7 @@ impl Channel {
             };
             out.method(self.id, &AMQPClass::Basic(method));
         }
+        self.stats.unconfirmed.set(c.unsent.len() as u64);
     }
 
     /// The store's fsync number `generation` completed (or failed): confirms waiting for it

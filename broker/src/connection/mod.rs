@@ -27,6 +27,7 @@ use crate::protocol::{
     decode_method, ids_of,
 };
 use crate::queue::{ConnMsg, ConnSender, ConnectionId, Queue};
+use crate::registry::{ConnectionDetails, ConnectionInfo};
 use crate::vhost::Vhost;
 
 /// Stop reading (socket and inbox) while this many bytes wait to be written.
@@ -41,10 +42,10 @@ const INBOX_BATCH: usize = 256;
 
 /// Serves one accepted TCP connection until it closes.
 pub async fn serve(stream: TcpStream, node: Arc<Node>, shutdown: CancellationToken) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let (Ok(peer_addr), Ok(local_addr)) = (stream.peer_addr(), stream.local_addr()) else {
+        return;
+    };
+    let peer = peer_addr.to_string();
     let _ = stream.set_nodelay(true);
     let mut io = Io {
         stream,
@@ -66,8 +67,26 @@ pub async fn serve(stream: TcpStream, node: Arc<Node>, shutdown: CancellationTok
     };
     info!(%peer, user = %opened.user, vhost = %opened.vhost.name, "connection opened");
     let (sender, inbox) = mpsc::unbounded_channel();
+    let id = node.next_connection_id();
+    let info = ConnectionInfo::new(
+        id,
+        ConnectionDetails {
+            peer: peer_addr,
+            local: local_addr,
+            user: opened.user.clone(),
+            vhost: opened.vhost.name.clone(),
+            auth_mechanism: opened.mechanism,
+            client_properties: opened.client_properties,
+            channel_max: opened.channel_max,
+            frame_max: opened.frame_max,
+            heartbeat: opened.heartbeat,
+        },
+        sender.clone(),
+    );
+    node.registry.register(Arc::clone(&info));
     let mut session = Session {
-        id: node.next_connection_id(),
+        id,
+        info,
         node: Arc::clone(&node),
         vhost: opened.vhost,
         user: opened.user,
@@ -87,6 +106,7 @@ pub async fn serve(stream: TcpStream, node: Arc<Node>, shutdown: CancellationTok
     io.out.set_frame_max(opened.frame_max);
     let result = session.run(&mut io, inbox, &shutdown).await;
     session.release_all(&mut io.out);
+    node.registry.unregister(id);
     match result {
         Ok(()) => info!(%peer, "connection closed"),
         Err(e) => debug!(%peer, error = %e, "connection ended"),
@@ -193,6 +213,8 @@ fn content_on_channel_zero(kind: u8, payload: &[u8]) -> ConnectionException {
 struct Opened {
     vhost: Arc<Vhost>,
     user: String,
+    mechanism: String,
+    client_properties: crate::protocol::FieldTable,
     channel_max: u16,
     frame_max: u32,
     heartbeat: u16,
@@ -307,6 +329,8 @@ async fn open(io: &mut Io, node: &Node) -> io::Result<Option<Opened>> {
     Ok(Some(Opened {
         vhost,
         user,
+        mechanism: start_ok.mechanism.as_str().to_owned(),
+        client_properties: start_ok.client_properties,
         channel_max,
         frame_max,
         heartbeat,
@@ -347,6 +371,8 @@ enum State {
 /// An open connection.
 struct Session {
     id: ConnectionId,
+    /// This connection in the node's registry (statistics, management API).
+    info: Arc<ConnectionInfo>,
     node: Arc<Node>,
     vhost: Arc<Vhost>,
     user: String,
@@ -378,7 +404,11 @@ impl Session {
             // Write what is ready without waiting; most turns end here with one syscall.
             if !io.out.is_empty() {
                 match io.stream.try_write(&io.out.buf) {
-                    Ok(n) => io.out.buf.advance(n),
+                    Ok(n) => {
+                        self.info.stats.send_oct.add(n as u64);
+                        self.info.stats.send_cnt.incr();
+                        io.out.buf.advance(n);
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
                 }
@@ -409,7 +439,9 @@ impl Session {
                     io.inbuf.reserve(64 * 1024);
                     match io.stream.try_read_buf(&mut io.inbuf) {
                         Ok(0) => return Ok(()),
-                        Ok(_) => {
+                        Ok(n) => {
+                            self.info.stats.recv_oct.add(n as u64);
+                            self.info.stats.recv_cnt.incr();
                             last_read = Instant::now();
                             // Deliveries queued before these bytes arrived come first: the
                             // client may have sent them after seeing a confirm that followed
@@ -610,7 +642,8 @@ impl Session {
                 ))
                 .caused_by(ids));
             }
-            self.channels.insert(id, Channel::new(id));
+            let stats = self.node.registry.open_channel(&self.info, id);
+            self.channels.insert(id, Channel::new(id, stats));
             out.method(
                 id,
                 &AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
@@ -620,14 +653,14 @@ impl Session {
         if ch.lifecycle == Lifecycle::Closing {
             match method {
                 AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)) => {
-                    self.channels.remove(&id);
+                    self.remove_channel(id);
                 }
                 AMQPClass::Channel(channel::AMQPMethod::Close(_)) => {
                     out.method(
                         id,
                         &AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
                     );
-                    self.channels.remove(&id);
+                    self.remove_channel(id);
                 }
                 _ => {}
             }
@@ -644,7 +677,7 @@ impl Session {
                 Err(ConnectionException::channel_error("second 'channel.open' seen").caused_by(ids))
             }
             AMQPClass::Channel(channel::AMQPMethod::Close(_)) => {
-                if let Some(mut ch) = self.channels.remove(&id) {
+                if let Some(mut ch) = self.remove_channel(id) {
                     let mut ctx = ctx!(self, out);
                     ch.release(&mut ctx);
                 }
@@ -714,6 +747,10 @@ impl Session {
                     ch.on_consumer_cancelled(&mut ctx, &consumer_tag);
                 }
             }
+            ConnMsg::Close { reason } => {
+                info!(%reason, "connection closed by an operator");
+                self.connection_exception(out, ConnectionException::connection_forced(reason));
+            }
             ConnMsg::Synced { generation, ok } => {
                 let mut ctx = ctx!(self, out);
                 for (id, ch) in &mut self.channels {
@@ -766,6 +803,12 @@ impl Session {
             }
             self.kick = kick;
         }
+    }
+
+    /// Forgets a channel (closed by both sides) and unregisters its statistics.
+    fn remove_channel(&mut self, id: u16) -> Option<Channel> {
+        self.node.registry.close_channel(&self.info, id);
+        self.channels.remove(&id)
     }
 
     /// Sends `connection.close` and releases every channel.

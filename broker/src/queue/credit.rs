@@ -40,6 +40,11 @@ fn try_increment(counter: &AtomicU32, limit: u32) -> bool {
 }
 
 impl ConsumerCredit {
+    /// The consumer's prefetch (0 = unlimited), for the management API.
+    pub fn prefetch(&self) -> u32 {
+        self.prefetch
+    }
+
     /// Credit for a new consumer.
     pub fn new(prefetch: u32, channel: Arc<ChannelCredit>) -> Self {
         Self {

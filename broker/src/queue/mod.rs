@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use crate::clock;
 use crate::message::Message;
 use crate::protocol::FieldTable;
+use crate::stats::MessageStats;
 use crate::store::{IDLE_SEGMENT_MS, Location, LogReader, MessageRef, QueueLog, Recovered};
 use crate::timer::Timers;
 use crate::vhost::Vhost;
@@ -45,6 +46,8 @@ pub enum ConnMsg {
     /// The store's fsync number `generation` asked by this connection completed (`ok`) or
     /// failed: send the confirms waiting for it.
     Synced { generation: u64, ok: bool },
+    /// An operator closes the connection (management API): `320 CONNECTION_FORCED - reason`.
+    Close { reason: String },
 }
 
 /// A handle to a connection task.
@@ -136,6 +139,29 @@ pub struct Consumer {
     pub credit: Arc<ConsumerCredit>,
 }
 
+/// A queue's counts at one moment (management API, metrics).
+#[derive(Clone, Debug, Default)]
+pub struct QueueSnapshot {
+    pub ready: u64,
+    pub ready_bytes: u64,
+    pub unacked: u64,
+    pub consumers: u64,
+    pub exclusive_consumer_tag: Option<Arc<str>>,
+}
+
+/// A consumer as the management API shows it.
+#[derive(Clone, Debug)]
+pub struct ConsumerView {
+    pub tag: Arc<str>,
+    pub channel: u16,
+    pub connection: ConnectionId,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    pub priority: i32,
+    pub prefetch: u32,
+    pub active: bool,
+}
+
 /// Settings fixed at declaration.
 #[derive(Clone, Debug)]
 pub struct QueueSettings {
@@ -161,6 +187,9 @@ pub struct Queue {
     me: Weak<Queue>,
     /// Reads paged-out messages back from the log without the queue lock.
     reader: Option<LogReader>,
+    /// Counters for the management API and metrics (bumped under the queue lock or by the
+    /// reader; read without it).
+    pub stats: MessageStats,
 }
 
 #[derive(Debug)]
@@ -261,6 +290,7 @@ impl Queue {
             timers,
             me: me.clone(),
             reader,
+            stats: MessageStats::default(),
         });
         if let Some(expires) = q.settings.args.expires {
             q.timers
@@ -284,6 +314,43 @@ impl Queue {
     /// Consumer count.
     pub fn consumer_count(&self) -> u32 {
         u32::try_from(self.state.lock().consumers.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Counts for the management API and metrics, taken under the lock at once.
+    pub fn snapshot(&self) -> QueueSnapshot {
+        let st = self.state.lock();
+        QueueSnapshot {
+            ready: st.ready.len() as u64,
+            ready_bytes: st.ready.bytes(),
+            unacked: self.unacked.load(Ordering::Relaxed),
+            consumers: st.consumers.len() as u64,
+            exclusive_consumer_tag: st
+                .consumers
+                .iter()
+                .find(|c| c.exclusive)
+                .map(|c| Arc::clone(&c.tag)),
+        }
+    }
+
+    /// The queue's consumers, for the management API.
+    pub fn consumers(&self) -> Vec<ConsumerView> {
+        let st = self.state.lock();
+        let single = self.settings.args.single_active_consumer;
+        st.consumers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ConsumerView {
+                tag: Arc::clone(&c.tag),
+                channel: c.channel,
+                connection: c.connection,
+                no_ack: c.no_ack,
+                exclusive: c.exclusive,
+                priority: c.priority,
+                prefetch: c.credit.prefetch(),
+                // With a single active consumer only the first one receives.
+                active: !single || i == 0,
+            })
+            .collect()
     }
 
     /// Unacknowledged deliveries.
@@ -334,7 +401,10 @@ impl Queue {
                 body: &message.body,
             };
             match log.append(seq, stored) {
-                Ok(l) => location = Some(l),
+                Ok(l) => {
+                    location = Some(l);
+                    self.stats.disk_writes.incr();
+                }
                 Err(e) => {
                     tracing::error!(queue = %self.name, error = %e, "message not stored; the publisher gets basic.nack");
                     return PublishOutcome::Rejected;
@@ -342,6 +412,7 @@ impl Queue {
             }
         }
         let persisted = location.is_some();
+        self.stats.publish.incr();
         let keep_in_memory = !persisted
             || (st.ready.len() < PAGE_OUT_AFTER && st.ready.bytes() < PAGE_OUT_AFTER_BYTES);
         st.ready.push_back(Entry {
@@ -483,6 +554,7 @@ impl Queue {
             return Some(Arc::clone(m));
         }
         let (reader, location) = (self.reader.as_ref()?, entry.location?);
+        self.stats.disk_reads.incr();
         match reader.read(location) {
             Ok(stored) => match crate::protocol::decode_properties(&stored.raw_properties) {
                 Ok(properties) => Some(Arc::new(Message {
@@ -588,13 +660,18 @@ impl Queue {
             };
             entry.deliveries = entry.deliveries.saturating_add(1);
             let no_ack = st.consumers[idx].no_ack;
+            if entry.redelivered {
+                self.stats.redeliver.incr();
+            }
             if no_ack {
+                self.stats.deliver_no_ack.incr();
                 // Settled now: read it back before its log record may go with the ack.
                 if entry.message.is_none() {
                     entry.message = self.materialize(&entry);
                 }
                 forget(st, &entry);
             } else {
+                self.stats.deliver.incr();
                 self.unacked.fetch_add(1, Ordering::Relaxed);
                 mark_delivered(st, &entry);
             }
@@ -634,17 +711,25 @@ impl Queue {
             self.expire_locked(&mut st, now, &mut dead);
             let got = st.ready.pop_front().map(|mut entry| {
                 entry.deliveries = entry.deliveries.saturating_add(1);
+                if entry.redelivered {
+                    self.stats.redeliver.incr();
+                }
                 if no_ack {
+                    self.stats.get_no_ack.incr();
                     if entry.message.is_none() {
                         entry.message = self.materialize(&entry);
                     }
                     forget(&mut st, &entry);
                 } else {
+                    self.stats.get.incr();
                     self.unacked.fetch_add(1, Ordering::Relaxed);
                     mark_delivered(&mut st, &entry);
                 }
                 (entry, u32::try_from(st.ready.len()).unwrap_or(u32::MAX))
             });
+            if got.is_none() {
+                self.stats.get_empty.incr();
+            }
             self.schedule_locked(&mut st);
             got
         };
@@ -654,6 +739,7 @@ impl Queue {
 
     /// Settles deliveries that were acked.
     pub fn ack(&self, entries: &[Entry]) {
+        self.stats.ack.add(entries.len() as u64);
         self.unacked
             .fetch_sub(entries.len() as u64, Ordering::Relaxed);
         if self.settings.durable {

@@ -71,6 +71,8 @@ impl ChildBroker {
             url: format!("amqp://guest:guest@{addr}/%2f"),
             addr,
             target: tests::Target::Ours,
+            http: None,
+            prometheus: None,
         }
     }
 
@@ -80,6 +82,7 @@ impl ChildBroker {
         let log = self.log_dir.join(format!("broker-{}.log", self.starts));
         let child = Command::new(broker_bin())
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--management-port", "0", "--prometheus-port", "0"])
             .arg("--data-dir")
             .arg(&self.data_dir)
             .stdin(Stdio::null())

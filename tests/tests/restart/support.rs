@@ -61,6 +61,7 @@ pub fn spawn_broker(data_dir: &Path, port: u16, log: &Path) -> Child {
 pub fn spawn_broker_with(data_dir: &Path, port: u16, log: &Path, args: &[String]) -> Child {
     Command::new(broker_bin())
         .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--management-port", "0", "--prometheus-port", "0"])
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
@@ -137,6 +138,8 @@ impl ChildBroker {
             ),
             addr,
             target: Target::Ours,
+            http: None,
+            prometheus: None,
         }
     }
 

@@ -1,0 +1,3 @@
+//! `brokerctl`: the command-line tool (in progress).
+
+fn main() {}
