@@ -66,7 +66,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$OURS_PORT") 2>/dev/null; then
 fi
 
 DATA_DIR=$(mktemp -d)
-RUST_LOG=${RUST_LOG:-warn} "$BROKER" --port "$OURS_PORT" --data-dir "$DATA_DIR" \
+RUST_LOG=${RUST_LOG:-warn} "$BROKER" --port "$OURS_PORT" --management-port 0 --prometheus-port 0 --data-dir "$DATA_DIR" \
   >"$OUT/broker.log" 2>&1 &
 OURS_PID=$!
 cleanup() {

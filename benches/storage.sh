@@ -148,7 +148,7 @@ RESULTS="$OUT/results.txt"
 
 start_ours() { # data-dir log: starts our broker, sets OURS_PID and OURS_T0_MS (its start time)
   OURS_T0_MS=$(date +%s%3N)
-  RUST_LOG=info NO_COLOR=1 "$BROKER" --port "$OURS_PORT" --data-dir "$1" >>"$2" 2>&1 &
+  RUST_LOG=info NO_COLOR=1 "$BROKER" --port "$OURS_PORT" --management-port 0 --prometheus-port 0 --data-dir "$1" >>"$2" 2>&1 &
   OURS_PID=$!
   # The port is bound before recovery, so this does not wait for it.
   for _ in $(seq 200); do

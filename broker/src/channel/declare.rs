@@ -122,7 +122,7 @@ impl Channel {
             );
             return Ok(());
         }
-        let (queue, _created) = if m.passive {
+        let (queue, created) = if m.passive {
             let name = self.queue_name(m.queue.as_str())?;
             let q = ctx.vhost.existing_queue(&name)?;
             ctx.vhost.check_exclusive_access(&q, ctx.connection)?;
@@ -147,6 +147,11 @@ impl Channel {
                 ctx.vhost.declare_queue(declare, ctx.connection)?
             }
         };
+        let churn = &ctx.node.registry.churn;
+        churn.queue_declared.incr();
+        if created {
+            churn.queue_created.incr();
+        }
         self.last_queue.clone_from(&queue.name);
         self.reply(
             ctx,
@@ -255,6 +260,7 @@ impl Channel {
                     ))
                     .into());
                 }
+                ctx.node.registry.churn.queue_deleted.incr();
                 ctx.vhost.delete_queue(&q)
             }
         };

@@ -58,13 +58,15 @@ fn our_broker_is_built_from_the_repo_and_interchangeable() {
     let ours = service(&doc, "broker");
     assert_eq!(ours.get("build").and_then(Value::as_str), Some("."));
     assert_eq!(strings(ours.get("command")), ["broker"]);
-    assert_eq!(strings(ours.get("ports")), ["5672:5672", "15672:15672"]);
-    assert_eq!(env(ours, "RABBITMQ_DEFAULT_USER"), Some("guest"));
-    assert!(
-        ours.get("healthcheck")
-            .and_then(|h| h.get("test"))
-            .is_some()
+    assert_eq!(
+        strings(ours.get("ports")),
+        ["5672:5672", "15672:15672", "15692:15692"]
     );
+    assert_eq!(env(ours, "RABBITMQ_DEFAULT_USER"), Some("guest"));
+    // The same health check as RabbitMQ's service: the image links rabbitmq-diagnostics to
+    // brokerctl, whose `ping` asks the management API on 15672.
+    let test = strings(ours.get("healthcheck").and_then(|h| h.get("test")));
+    assert_eq!(test, ["CMD", "rabbitmq-diagnostics", "-q", "ping"]);
     assert_eq!(strings(ours.get("profiles")), ["ours"]);
     // Both brokers answer to the same name, so the programs never change.
     for name in ["rabbitmq", "broker"] {
@@ -119,9 +121,13 @@ fn programs_use_the_shared_broker_name() {
 #[test]
 fn dockerfile_builds_the_broker_and_the_programs() {
     let text = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
-    assert!(text.contains("cargo build --release --locked -p broker -p clients --bins"));
+    assert!(
+        text.contains("cargo build --release --locked -p broker -p brokerctl -p clients --bins")
+    );
+    assert!(text.contains("ln -s brokerctl /usr/local/bin/rabbitmq-diagnostics"));
     for bin in [
         "broker",
+        "brokerctl",
         "producer",
         "email_consumer",
         "loyalty_consumer",
@@ -129,7 +135,7 @@ fn dockerfile_builds_the_broker_and_the_programs() {
     ] {
         assert!(text.contains(&format!("target/release/{bin}")), "{bin}");
     }
-    assert!(text.contains("EXPOSE 5672 15672"));
+    assert!(text.contains("EXPOSE 5672 15672 15692"));
     // Every binary the compose file runs is built by the Dockerfile and exists in the workspace.
     let bins =
         std::fs::read_to_string(repo().join("clients/Cargo.toml")).expect("clients manifest");
