@@ -14,6 +14,7 @@ pub mod error;
 pub mod exchange;
 pub mod management;
 pub mod message;
+pub mod metrics;
 mod naming;
 pub mod node;
 pub mod password;
@@ -105,6 +106,14 @@ pub async fn serve(
         side_tasks.push(tokio::spawn(async move {
             if let Err(e) = management::serve(node, rates, l, shutdown).await {
                 tracing::error!(error = %e, "management API stopped");
+            }
+        }));
+    }
+    if let Some(l) = listeners.prometheus {
+        let (node, shutdown) = (Arc::clone(&node), shutdown.clone());
+        side_tasks.push(tokio::spawn(async move {
+            if let Err(e) = metrics::serve(node, l, shutdown).await {
+                tracing::error!(error = %e, "prometheus endpoint stopped");
             }
         }));
     }

@@ -33,6 +33,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::node::Node;
 pub use rates::Rates;
+// The Prometheus endpoint (`crate::metrics`) reports the same figures.
+pub use overview::{RABBITMQ_VERSION, open_fds, resident_memory};
 
 /// Largest request body accepted (definitions imports are the big ones).
 const MAX_BODY: usize = 64 * 1024 * 1024;

@@ -10,6 +10,7 @@ mod delivery_limit;
 mod exchange;
 mod hostile;
 mod limits;
+mod metrics;
 mod priority;
 mod queue;
 mod queue_type;
