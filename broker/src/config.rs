@@ -33,6 +33,10 @@ pub struct Config {
     pub fail_fsync_after: Option<u64>,
     /// The node's name in the management API and metrics (RabbitMQ: `rabbit@<host>`).
     pub node_name: String,
+    /// A definitions file (RabbitMQ's JSON) imported at every start, as RabbitMQ's
+    /// `load_definitions`: merged into the saved definitions; on a new data directory its
+    /// users and vhosts replace the default ones.
+    pub load_definitions: Option<PathBuf>,
     /// How often message rates are sampled (RabbitMQ's `collect_statistics_interval`, 5 s).
     pub stats_interval: Duration,
     /// Where the node listens, as `(protocol, address)` with RabbitMQ's protocol names
@@ -56,6 +60,7 @@ impl Default for Config {
             segment_size: crate::store::StoreOptions::default().segment_size,
             fail_fsync_after: None,
             node_name: "rabbit@localhost".into(),
+            load_definitions: None,
             stats_interval: Duration::from_secs(5),
             listeners: Vec::new(),
         }

@@ -88,8 +88,32 @@ pub async fn serve(
     let timer_task = tokio::spawn(timer_task);
     let node = node::Node::new(config, timers, Some(durability));
     let started = std::time::Instant::now();
-    node.restore()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    match &node.config.load_definitions {
+        None => node
+            .restore()
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|e| {
+                std::io::Error::other(format!(
+                    "cannot read the definitions file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let doc: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+                std::io::Error::other(format!(
+                    "the definitions file {} is not JSON: {e}",
+                    path.display()
+                ))
+            })?;
+            node.restore_and_import(&doc).map_err(|e| {
+                std::io::Error::other(format!(
+                    "the definitions file {} was refused (nothing imported): {e}",
+                    path.display()
+                ))
+            })?;
+            tracing::info!(file = %path.display(), "definitions imported");
+        }
+    }
     tracing::info!(elapsed = ?started.elapsed(), data_dir = %store.dir().display(), "definitions and messages recovered");
     let rates = Arc::new(management::Rates::default());
     let mut side_tasks = Vec::new();

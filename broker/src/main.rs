@@ -56,6 +56,11 @@ struct Args {
     /// it off).
     #[arg(long, env = "RABBITMQ_PROMETHEUS_PORT", default_value_t = 15692)]
     prometheus_port: u16,
+    /// Definitions file (RabbitMQ's JSON export) imported at every start, as RabbitMQ's
+    /// `load_definitions`; on a new data directory its users and vhosts replace the default
+    /// ones. An invalid file stops the broker and changes nothing.
+    #[arg(long, value_name = "FILE")]
+    load_definitions: Option<PathBuf>,
     /// The node's name in the management API and metrics (default `rabbit@<hostname>`).
     #[arg(long, env = "RABBITMQ_NODENAME")]
     node_name: Option<String>,
@@ -90,6 +95,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         heartbeat: args.heartbeat,
         frame_max: args.frame_max,
         segment_size: args.segment_size,
+        load_definitions: args.load_definitions,
         node_name: args
             .node_name
             .unwrap_or_else(|| format!("rabbit@{}", hostname())),

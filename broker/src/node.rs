@@ -50,11 +50,62 @@ impl Permission {
     }
 }
 
+/// A user's password and tags as `PUT /api/users/{name}` or an import gives them.
+#[derive(Clone, Debug)]
+pub struct UserSpec {
+    pub password_hash: PasswordHash,
+    pub tags: Vec<String>,
+    /// `None` keeps an existing user's limits.
+    pub limits: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// What RabbitMQ keeps about a vhost besides its objects.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VhostMetadata {
+    pub description: String,
+    pub tags: Vec<String>,
+    /// Shown and saved; queue declarations do not apply it yet.
+    pub default_queue_type: Option<String>,
+    /// RabbitMQ's firehose tracer switch: shown and saved; nothing is traced.
+    pub tracing: bool,
+}
+
+/// A vhost's settings as `PUT /api/vhosts/{name}` or an import gives them.
+#[derive(Clone, Debug, Default)]
+pub struct VhostSpec {
+    pub description: String,
+    pub tags: Vec<String>,
+    /// Set when the vhost is created only, as in RabbitMQ.
+    pub default_queue_type: Option<String>,
+    /// `None` leaves it as it is.
+    pub tracing: Option<bool>,
+}
+
+/// Why permissions could not be set.
+#[derive(Debug, thiserror::Error)]
+pub enum PermissionError {
+    #[error("no_such_user")]
+    NoSuchUser,
+    #[error("no_such_vhost")]
+    NoSuchVhost,
+}
+
+/// Whether a start may create the default user and vhost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DefaultData {
+    /// When the saved definitions have no users, permissions and vhosts (a new node).
+    IfNew,
+    /// Never: definitions are loaded at start instead (`--load-definitions`).
+    Never,
+}
+
 /// Shared broker state.
 #[derive(Debug)]
 pub struct Node {
     pub config: Config,
     vhosts: RwLock<HashMap<String, Arc<Vhost>>>,
+    /// Description, tags… of each vhost in `vhosts` (absent: all defaults).
+    vhost_metadata: RwLock<HashMap<String, VhostMetadata>>,
     users: RwLock<HashMap<String, User>>,
     next_connection: AtomicU64,
     timers: Timers,
@@ -72,6 +123,7 @@ impl Node {
         let node = Arc::new(Self {
             config,
             vhosts: RwLock::default(),
+            vhost_metadata: RwLock::default(),
             users: RwLock::default(),
             next_connection: AtomicU64::new(1),
             timers,
@@ -90,6 +142,13 @@ impl Node {
     fn add_default_data(&self) {
         let vhost = self.config.default_vhost.clone();
         self.add_vhost(&vhost);
+        self.vhost_metadata.write().insert(
+            vhost.clone(),
+            VhostMetadata {
+                description: "Default virtual host".into(),
+                ..VhostMetadata::default()
+            },
+        );
         self.add_default_user();
         tracing::info!(user = %self.config.default_user, %vhost, "created the default user and vhost");
     }
@@ -136,8 +195,26 @@ impl Node {
     /// vhost and user created from the configuration, and saved at once; so a changed
     /// `--default-pass` on a later start does not change the stored password, as in RabbitMQ.
     pub fn restore(&self) -> Result<(), crate::store::StoreError> {
+        self.restore_seeding(DefaultData::IfNew)
+    }
+
+    /// [`Node::restore`], then imports `doc` as RabbitMQ's `load_definitions` does at every
+    /// start: merged into what was saved (see [`definitions::import_with`]). The default user
+    /// and vhost are never created: on a new data directory the document's users and vhosts
+    /// take their place. An invalid document changes nothing (and nothing is saved).
+    pub fn restore_and_import(
+        &self,
+        doc: &serde_json::Value,
+    ) -> Result<(), definitions::ImportError> {
+        self.restore_seeding(DefaultData::Never)?;
+        definitions::import(self, doc)
+    }
+
+    fn restore_seeding(&self, seed: DefaultData) -> Result<(), crate::store::StoreError> {
         let Some(durability) = &self.durability else {
-            self.add_default_data();
+            if seed == DefaultData::IfNew {
+                self.add_default_data();
+            }
             return Ok(());
         };
         let store = &durability.store;
@@ -148,7 +225,9 @@ impl Node {
                 Err(e) => {
                     // Not overwritten until the next durable change, so it can be repaired.
                     tracing::error!(error = %e, "definitions file unreadable; starting with the default user and vhost only");
-                    self.add_default_data();
+                    if seed == DefaultData::IfNew {
+                        self.add_default_data();
+                    }
                     return Ok(());
                 }
             },
@@ -158,7 +237,9 @@ impl Node {
         durability.set_restoring(false);
         result?;
         let mut changed = false;
-        if defs.needs_default_data() {
+        if seed == DefaultData::Never {
+            // The imported document provides the users and vhosts.
+        } else if defs.needs_default_data() {
             self.add_default_data();
             changed = true;
         } else if defs.users.is_none() {
@@ -183,6 +264,16 @@ impl Node {
         self.restore_users(defs);
         for v in &defs.vhosts {
             self.add_vhost(&v.name);
+            let spec = v.spec();
+            self.vhost_metadata.write().insert(
+                v.name.clone(),
+                VhostMetadata {
+                    description: spec.description,
+                    tags: spec.tags,
+                    default_queue_type: spec.default_queue_type,
+                    tracing: spec.tracing.unwrap_or(false),
+                },
+            );
         }
         for e in &defs.exchanges {
             let vhost = self.add_vhost(&e.vhost);
@@ -299,8 +390,12 @@ impl Node {
         self.vhosts.read().values().cloned().collect()
     }
 
-    /// The user if the password matches its stored hash.
+    /// The user if the password matches its stored hash. A blank password never logs in, as
+    /// in RabbitMQ's internal backend.
     pub fn authenticate(&self, username: &str, password: &str) -> Option<User> {
+        if password.is_empty() {
+            return None;
+        }
         self.users
             .read()
             .get(username)
@@ -314,6 +409,189 @@ impl Node {
             .read()
             .get(username)
             .is_some_and(|u| u.permissions.contains_key(vhost))
+    }
+
+    /// A user by name.
+    pub fn user(&self, name: &str) -> Option<User> {
+        self.users.read().get(name).cloned()
+    }
+
+    /// Creates a user, or replaces an existing user's password, tags (and limits, when
+    /// given) keeping its permissions; saves. True when the user is new.
+    pub fn put_user(&self, name: &str, spec: UserSpec) -> bool {
+        let created = {
+            let mut users = self.users.write();
+            match users.get_mut(name) {
+                Some(user) => {
+                    user.password_hash = spec.password_hash;
+                    user.tags = spec.tags;
+                    if let Some(limits) = spec.limits {
+                        user.limits = limits;
+                    }
+                    false
+                }
+                None => {
+                    users.insert(
+                        name.to_owned(),
+                        User {
+                            name: name.to_owned(),
+                            password_hash: spec.password_hash,
+                            tags: spec.tags,
+                            limits: spec.limits.unwrap_or_default(),
+                            permissions: BTreeMap::new(),
+                        },
+                    );
+                    true
+                }
+            }
+        };
+        self.save();
+        created
+    }
+
+    /// Deletes a user and its permissions, closes its connections (`320 CONNECTION_FORCED -
+    /// user 'x' is deleted`, as RabbitMQ) and saves. False when there was no such user.
+    pub fn delete_user(&self, name: &str) -> bool {
+        if self.users.write().remove(name).is_none() {
+            return false;
+        }
+        for c in self.registry.connections() {
+            if c.user == name {
+                c.force_close(format!("user '{name}' is deleted"));
+            }
+        }
+        self.save();
+        true
+    }
+
+    /// Sets `user`'s permissions in `vhost` and saves. True when it had none there.
+    pub fn set_permission(
+        &self,
+        user: &str,
+        vhost: &str,
+        permission: Permission,
+    ) -> Result<bool, PermissionError> {
+        if self.vhost(vhost).is_none() {
+            return Err(PermissionError::NoSuchVhost);
+        }
+        let created = self
+            .users
+            .write()
+            .get_mut(user)
+            .ok_or(PermissionError::NoSuchUser)?
+            .permissions
+            .insert(vhost.to_owned(), permission)
+            .is_none();
+        self.save();
+        Ok(created)
+    }
+
+    /// Clears `user`'s permissions in `vhost` and saves: its new connections to the vhost are
+    /// refused (open ones stay, as in RabbitMQ). False when it had none there.
+    pub fn clear_permission(&self, user: &str, vhost: &str) -> bool {
+        let removed = self
+            .users
+            .write()
+            .get_mut(user)
+            .and_then(|u| u.permissions.remove(vhost))
+            .is_some();
+        if removed {
+            self.save();
+        }
+        removed
+    }
+
+    /// The metadata of an existing vhost.
+    pub fn vhost_metadata(&self, name: &str) -> Option<VhostMetadata> {
+        self.vhost(name)?;
+        Some(
+            self.vhost_metadata
+                .read()
+                .get(name)
+                .cloned()
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Creates a vhost or updates its description and tags (and tracing, when given), then
+    /// saves. A new vhost gets `spec.default_queue_type`, and `acting_user` (who created it)
+    /// gets `.* .* .*` on it, as RabbitMQ grants. True when the vhost is new.
+    pub fn put_vhost(&self, name: &str, spec: VhostSpec, acting_user: Option<&str>) -> bool {
+        let created = {
+            let mut vhosts = self.vhosts.write();
+            let created = !vhosts.contains_key(name);
+            if created {
+                vhosts.insert(
+                    name.to_owned(),
+                    Vhost::new(name, self.timers.clone(), self.durability.clone()),
+                );
+            }
+            let mut metadata = self.vhost_metadata.write();
+            let meta = metadata.entry(name.to_owned()).or_default();
+            meta.description = spec.description;
+            meta.tags = spec.tags;
+            if created {
+                meta.default_queue_type = spec.default_queue_type;
+            }
+            if let Some(tracing) = spec.tracing {
+                meta.tracing = tracing;
+            }
+            created
+        };
+        if created
+            && let Some(user) = acting_user
+            && let Some(u) = self.users.write().get_mut(user)
+        {
+            u.permissions.insert(name.to_owned(), Permission::full());
+        }
+        self.save();
+        created
+    }
+
+    /// Deletes a vhost: new connections to it are refused at once, open ones are closed
+    /// (`320 CONNECTION_FORCED - vhost 'x' is deleted`, as RabbitMQ), its queues are deleted
+    /// with their logs, its exchanges and every user's permissions on it go, and the
+    /// definitions are saved once. False when there was no such vhost.
+    pub fn delete_vhost(&self, name: &str) -> bool {
+        let Some(vhost) = self.vhosts.write().remove(name) else {
+            return false;
+        };
+        self.vhost_metadata.write().remove(name);
+        for user in self.users.write().values_mut() {
+            user.permissions.remove(name);
+        }
+        for c in self.registry.connections() {
+            if c.vhost == name {
+                c.force_close(format!("vhost '{name}' is deleted"));
+            }
+        }
+        self.batch_saves(|| {
+            for q in vhost.queues() {
+                vhost.delete_queue(&q);
+            }
+            for e in vhost.exchanges() {
+                if !e.name.is_empty() && !e.name.starts_with("amq.") {
+                    let _ = vhost.delete_exchange(&e.name, false);
+                }
+            }
+        });
+        tracing::info!(vhost = %name, "vhost deleted");
+        true
+    }
+
+    /// Runs `f` with definition saves suspended, then saves once (see [`Durability::batch`]).
+    pub fn batch_saves<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.durability {
+            Some(d) => d.batch(f),
+            None => f(),
+        }
+    }
+
+    /// Saves the definitions (users, vhosts and permissions are durable).
+    fn save(&self) {
+        if let Some(d) = &self.durability {
+            d.save();
+        }
     }
 
     /// A fresh connection id.

@@ -12,6 +12,16 @@ const BROKER: &str = env!("CARGO_BIN_EXE_broker");
 
 /// Starts the binary on a free port and waits until it logs that it listens.
 fn start_broker(data_dir: &std::path::Path) -> (Child, u16) {
+    start_broker_with(data_dir, &[], "listening on")
+}
+
+/// Starts the binary on a free port with `extra` flags and waits for a log line containing
+/// `ready`.
+fn start_broker_with(
+    data_dir: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+    ready: &str,
+) -> (Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("free port")
         .local_addr()
@@ -22,6 +32,7 @@ fn start_broker(data_dir: &std::path::Path) -> (Child, u16) {
         .args(["--management-port", "0", "--prometheus-port", "0"])
         .arg("--data-dir")
         .arg(data_dir)
+        .args(extra)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -32,9 +43,9 @@ fn start_broker(data_dir: &std::path::Path) -> (Child, u16) {
     loop {
         let line = lines
             .next()
-            .expect("broker exited before listening")
+            .expect("broker exited before it was ready")
             .expect("read log");
-        if line.contains("listening on") {
+        if line.contains(ready) {
             break;
         }
     }
@@ -144,6 +155,9 @@ fn help_explains_every_flag_and_its_environment_variable() {
         "--default-pass",
         "--default-vhost",
         "--data-dir",
+        "--management-port",
+        "--prometheus-port",
+        "--load-definitions",
     ] {
         assert!(help.contains(flag), "--help mentions {flag}:\n{help}");
     }
@@ -171,4 +185,143 @@ fn flags_fall_back_to_rabbitmq_environment_variables() {
         .expect("run broker");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("port {port} is in use")));
+}
+
+#[test]
+fn management_port_in_use_names_the_flag_that_moves_or_disables_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let out = Command::new(BROKER)
+        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .args([
+            "--management-port",
+            &port.to_string(),
+            "--prometheus-port",
+            "0",
+        ])
+        .arg("--data-dir")
+        .arg(temp_dir("mgmt-inuse"))
+        .output()
+        .expect("run broker");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .expect("an error line");
+    assert!(line.contains(&format!("port {port} is in use")), "{line}");
+    assert!(line.contains("--management-port 0"), "{line}");
+}
+
+/// A definitions document as RabbitMQ exports it: user `loader` (password `guest`, hash made
+/// by RabbitMQ 3.10.8), vhost `loaded` with a durable queue, and `exchange_type` for the
+/// exchange.
+fn definitions(exchange_type: &str) -> String {
+    format!(
+        r#"{{"rabbit_version":"3.10.8",
+        "users":[{{"name":"loader","password_hash":"RJek3VUqR1xy4Yo2h/+xf/FBwoJcDXGGJ5Ok4CFfpQkrG1uz",
+                   "hashing_algorithm":"rabbit_password_hashing_sha256","tags":["administrator"],"limits":{{}}}}],
+        "vhosts":[{{"name":"loaded"}}],
+        "permissions":[{{"user":"loader","vhost":"loaded","configure":".*","write":".*","read":".*"}}],
+        "queues":[{{"name":"loaded-q","vhost":"loaded","durable":true,"auto_delete":false,"arguments":{{}}}}],
+        "exchanges":[{{"name":"loaded-x","vhost":"loaded","type":"{exchange_type}","durable":true,
+                       "auto_delete":false,"internal":false,"arguments":{{}}}}],
+        "bindings":[]}}"#
+    )
+}
+
+#[tokio::test]
+async fn load_definitions_replaces_the_default_user_on_a_new_data_dir() {
+    let dir = temp_dir("load-defs");
+    let _ = std::fs::remove_dir_all(dir.join("data"));
+    let file = dir.join("definitions.json");
+    std::fs::write(&file, definitions("topic")).expect("write definitions");
+    // The AMQP port is bound before the import: wait for the import's log line.
+    let (mut child, port) = start_broker_with(
+        &dir.join("data"),
+        &["--load-definitions".as_ref(), file.as_os_str()],
+        "definitions imported",
+    );
+    let conn = Connection::connect(
+        &format!("amqp://loader:guest@127.0.0.1:{port}/loaded"),
+        ConnectionProperties::default(),
+    )
+    .await
+    .expect("the imported user logs in to the imported vhost");
+    let ch = conn.create_channel().await.expect("channel");
+    let q = ch
+        .queue_declare(
+            "loaded-q".into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .expect("the imported queue exists");
+    assert_eq!(q.message_count(), 0);
+    ch.exchange_declare(
+        "loaded-x".into(),
+        lapin::ExchangeKind::Topic,
+        lapin::options::ExchangeDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        lapin::types::FieldTable::default(),
+    )
+    .await
+    .expect("the imported exchange exists");
+    // As RabbitMQ: a node that imports definitions at boot gets no default user.
+    let guest = Connection::connect(
+        &format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+        ConnectionProperties::default(),
+    )
+    .await;
+    assert!(guest.is_err(), "no default guest user");
+    let _ = conn.close(200, "bye".into()).await;
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn an_invalid_definitions_file_stops_the_broker_and_imports_nothing() {
+    let dir = temp_dir("bad-defs");
+    let data = dir.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let file = dir.join("definitions.json");
+    std::fs::write(&file, definitions("no-such-type")).expect("write definitions");
+    let out = Command::new(BROKER)
+        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .args(["--management-port", "0", "--prometheus-port", "0"])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--load-definitions")
+        .arg(&file)
+        .output()
+        .expect("run broker");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .expect("an error line");
+    assert!(line.contains("definitions.json"), "names the file: {line}");
+    assert!(line.contains("no-such-type"), "says what is wrong: {line}");
+    // Nothing of it was saved: the next start without the file is a new node with guest.
+    let saved = std::fs::read_to_string(data.join("definitions.json")).unwrap_or_default();
+    assert!(!saved.contains("loader"), "nothing saved: {saved}");
+
+    std::fs::write(&file, "{not json").expect("write");
+    let out = Command::new(BROKER)
+        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .args(["--management-port", "0", "--prometheus-port", "0"])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--load-definitions")
+        .arg(&file)
+        .output()
+        .expect("run broker");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not JSON"));
 }

@@ -350,7 +350,7 @@ fn base64(input: &str) -> String {
 }
 
 fn list_queues_shows_a_published_message_then_purge_and_delete(api: &Api) {
-    let cleanup = Cleanup::new(&api);
+    let cleanup = Cleanup::new(api);
     let queue = unique("queue");
     cleanup.delete_later(format!("/api/queues/%2F/{queue}"));
     api.declare_queue("%2F", &queue);
@@ -433,7 +433,7 @@ fn list_queues_shows_a_published_message_then_purge_and_delete(api: &Api) {
 }
 
 fn delete_queue_if_empty_keeps_a_queue_with_messages(api: &Api) {
-    let cleanup = Cleanup::new(&api);
+    let cleanup = Cleanup::new(api);
     let queue = unique("ifempty");
     cleanup.delete_later(format!("/api/queues/%2F/{queue}"));
     api.declare_queue("%2F", &queue);
@@ -463,7 +463,7 @@ fn delete_queue_if_empty_keeps_a_queue_with_messages(api: &Api) {
 }
 
 fn users_tags_passwords_and_permissions(api: &Api) {
-    let cleanup = Cleanup::new(&api);
+    let cleanup = Cleanup::new(api);
     let user = unique("user");
     cleanup.delete_later(format!("/api/users/{user}"));
     let whoami = |pass: &str| {
@@ -538,7 +538,7 @@ fn users_tags_passwords_and_permissions(api: &Api) {
 }
 
 fn vhosts_are_percent_encoded(api: &Api) {
-    let cleanup = Cleanup::new(&api);
+    let cleanup = Cleanup::new(api);
     let vhost = format!("{}/a b", unique("vhost"));
     let segment = vhost.replace('/', "%2F").replace(' ', "%20");
     cleanup.delete_later(format!("/api/vhosts/{segment}"));
@@ -569,7 +569,7 @@ fn vhosts_are_percent_encoded(api: &Api) {
 }
 
 fn definitions_export_and_import(api: &Api) {
-    let cleanup = Cleanup::new(&api);
+    let cleanup = Cleanup::new(api);
 
     let run = api.brokerctl(&["export_definitions", "-"]);
     assert_code(&run, 0, "export_definitions -");

@@ -279,6 +279,10 @@ impl Channel {
         }
         let mandatory = publish.mandatory;
         self.stats.messages.publish.incr();
+        exchange.publish_in.incr();
+        if !targets.is_empty() {
+            exchange.publish_out.incr();
+        }
         if targets.is_empty() {
             if mandatory {
                 self.stats.messages.return_unroutable.incr();

@@ -89,6 +89,10 @@ pub struct Exchange {
     bindings: RwLock<Bindings>,
     /// Set when the exchange is deleted, so cached handles stop routing through it.
     deleted: AtomicBool,
+    /// Messages published to this exchange (`publish_in`) and those it routed to at least
+    /// one queue (`publish_out`), for the management API.
+    pub publish_in: crate::stats::Counter,
+    pub publish_out: crate::stats::Counter,
 }
 
 #[derive(Debug, Default)]
@@ -127,6 +131,8 @@ impl Exchange {
             arguments,
             bindings: RwLock::new(Bindings::default()),
             deleted: AtomicBool::new(false),
+            publish_in: crate::stats::Counter::default(),
+            publish_out: crate::stats::Counter::default(),
         }
     }
 

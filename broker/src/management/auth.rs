@@ -59,9 +59,7 @@ impl Auth {
         if self.is_admin() || self.0.permissions.contains_key(vhost) {
             Ok(())
         } else {
-            Err(ApiError::unauthorized(format!(
-                "User not authorised to access virtual host {vhost}"
-            )))
+            Err(vhost_refused())
         }
     }
 }
@@ -70,16 +68,18 @@ impl FromRequestParts<Api> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, Self::Rejection> {
-        let (user, pass) = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+        let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::credentials_required());
+        };
+        let (user, pass) = header
+            .to_str()
+            .ok()
             .and_then(basic_credentials)
-            .ok_or_else(|| ApiError::unauthorized("Login failed"))?;
+            .ok_or_else(ApiError::login_failed)?;
         let user = api
             .node
             .authenticate(&user, &pass)
-            .ok_or_else(|| ApiError::unauthorized("Login failed"))?;
+            .ok_or_else(ApiError::login_failed)?;
         let auth = Auth(user);
         const MANAGEMENT: [&str; 4] = ["administrator", "monitoring", "policymaker", "management"];
         if !MANAGEMENT.iter().any(|t| auth.has(t)) {
@@ -87,6 +87,11 @@ impl FromRequestParts<Api> for Auth {
         }
         Ok(auth)
     }
+}
+
+/// RabbitMQ's refusal of a vhost the user has no permissions in (the text names no vhost).
+pub fn vhost_refused() -> ApiError {
+    ApiError::unauthorized("User not authorised to access virtual host")
 }
 
 /// `Basic base64(user:pass)` → (user, pass).

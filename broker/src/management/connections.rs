@@ -50,7 +50,7 @@ fn connections(
 ) -> ApiResult<Json<Value>> {
     q.apply(
         conns,
-        |c| ("", c.name.as_str()),
+        |c| (c.vhost.as_str(), c.name.as_str()),
         |c| views::connection(api, c),
     )
     .map(Json)
@@ -125,7 +125,7 @@ fn channels_of(api: &Api, conns: &[Arc<ConnectionInfo>]) -> Vec<(String, Value)>
 fn channels(api: &Api, q: &ListQuery, conns: &[Arc<ConnectionInfo>]) -> ApiResult<Json<Value>> {
     q.apply(
         channels_of(api, conns),
-        |(name, _)| ("", name.as_str()),
+        |(name, v)| (v["vhost"].as_str().unwrap_or_default(), name.as_str()),
         |(_, v)| v.clone(),
     )
     .map(Json)
@@ -226,15 +226,22 @@ fn consumers(api: &Api, auth: &Auth, vhost: Option<&str>) -> Vec<Value> {
     out
 }
 
-async fn list_consumers(State(api): State<Api>, auth: Auth) -> Json<Value> {
-    Json(Value::Array(consumers(&api, &auth, None)))
+/// RabbitMQ sorts consumer lists and selects columns, but does not paginate them.
+async fn list_consumers(
+    State(api): State<Api>,
+    auth: Auth,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    q.apply_unpaged(consumers(&api, &auth, None)).map(Json)
 }
 
 async fn vhost_consumers(
     State(api): State<Api>,
     auth: Auth,
     Path(vhost): Path<String>,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     vhost_for_read(&api, &auth, &vhost)?;
-    Ok(Json(Value::Array(consumers(&api, &auth, Some(&vhost)))))
+    q.apply_unpaged(consumers(&api, &auth, Some(&vhost)))
+        .map(Json)
 }

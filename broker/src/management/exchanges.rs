@@ -13,9 +13,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::Auth;
-use super::error::{ApiError, ApiResult, Body};
+use super::error::{ApiError, ApiResult, Body, arguments, flag};
 use super::listing::ListQuery;
-use super::queues::{vhost_for_read, vhost_for_write};
+use super::queues::{vhost_for_read, vhost_for_write, vhosts_in_scope};
 use super::{Api, views};
 use crate::exchange::{Exchange, RouteScratch};
 use crate::message::Message;
@@ -23,8 +23,8 @@ use crate::vhost::{ExchangeDeclare, Vhost};
 
 pub fn routes() -> Router<Api> {
     Router::new()
-        .route("/api/exchanges", get(list_all))
-        .route("/api/exchanges/{vhost}", get(list_vhost))
+        .route("/api/exchanges", get(list))
+        .route("/api/exchanges/{vhost}", get(list))
         .route(
             "/api/exchanges/{vhost}/{name}",
             get(show).put(declare).delete(remove),
@@ -45,7 +45,14 @@ pub fn exchange_name(path: &str) -> &str {
     if path == "amq.default" { "" } else { path }
 }
 
-fn list(api: &Api, q: &ListQuery, vhosts: Vec<Arc<Vhost>>) -> ApiResult<Json<Value>> {
+/// `GET /api/exchanges` and `GET /api/exchanges/{vhost}`.
+async fn list(
+    State(api): State<Api>,
+    auth: Auth,
+    vhost: Option<Path<String>>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let vhosts = vhosts_in_scope(&api, &auth, vhost.as_deref().map(String::as_str))?;
     let all: Vec<(Arc<Vhost>, Arc<Exchange>)> = vhosts
         .iter()
         .flat_map(|v| v.exchanges().into_iter().map(|e| (Arc::clone(v), e)))
@@ -53,33 +60,9 @@ fn list(api: &Api, q: &ListQuery, vhosts: Vec<Arc<Vhost>>) -> ApiResult<Json<Val
     q.apply(
         all,
         |(v, e)| (v.name.as_str(), e.name.as_str()),
-        |(v, e)| views::exchange(api, &v.name, e),
+        |(v, e)| views::exchange(&api, &v.name, e),
     )
     .map(Json)
-}
-
-async fn list_all(
-    State(api): State<Api>,
-    auth: Auth,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let vhosts = api
-        .node
-        .vhosts()
-        .into_iter()
-        .filter(|v| auth.sees(&v.name))
-        .collect();
-    list(&api, &q, vhosts)
-}
-
-async fn list_vhost(
-    State(api): State<Api>,
-    auth: Auth,
-    Path(vhost): Path<String>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let v = vhost_for_read(&api, &auth, &vhost)?;
-    list(&api, &q, vec![v])
 }
 
 fn existing(v: &Vhost, name: &str) -> ApiResult<Arc<Exchange>> {
@@ -101,23 +84,20 @@ async fn show(
     q.select(body).map(Json)
 }
 
-/// `PUT /api/exchanges/{vhost}/{name}`.
+/// `PUT /api/exchanges/{vhost}/{name}`. A missing flag is false: RabbitMQ declares a
+/// transient direct exchange for `{}`.
 #[derive(Debug, Deserialize)]
 struct DeclareBody {
     #[serde(rename = "type")]
     kind: Option<String>,
-    #[serde(default = "yes")]
-    durable: bool,
-    #[serde(default)]
-    auto_delete: bool,
-    #[serde(default)]
-    internal: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
+    durable: Option<bool>,
+    #[serde(default, deserialize_with = "flag")]
+    auto_delete: Option<bool>,
+    #[serde(default, deserialize_with = "flag")]
+    internal: Option<bool>,
+    #[serde(default, deserialize_with = "arguments")]
     arguments: Map<String, Value>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 async fn declare(
@@ -146,9 +126,9 @@ async fn declare(
     v.declare_exchange(ExchangeDeclare {
         name,
         kind,
-        durable: body.durable,
-        auto_delete: body.auto_delete,
-        internal: body.internal,
+        durable: body.durable.unwrap_or(false),
+        auto_delete: body.auto_delete.unwrap_or(false),
+        internal: body.internal.unwrap_or(false),
         arguments: crate::definitions::json_to_table(&body.arguments),
     })
     .map_err(ApiError::from_amqp)?;
@@ -185,14 +165,14 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/exchanges/{vhost}/{name}/publish`.
+/// `POST /api/exchanges/{vhost}/{name}/publish`. Every field is required (RabbitMQ lists
+/// the missing ones).
 #[derive(Debug, Deserialize)]
 struct PublishBody {
     routing_key: Option<String>,
     payload: Option<String>,
     payload_encoding: Option<String>,
-    #[serde(default)]
-    properties: Value,
+    properties: Option<Value>,
 }
 
 async fn publish(
@@ -202,28 +182,37 @@ async fn publish(
     Body(body): Body<PublishBody>,
 ) -> ApiResult<Json<Value>> {
     let v = vhost_for_write(&api, &auth, &vhost)?;
-    let exchange = existing(&v, &name)?;
-    let routing_key = body
-        .routing_key
-        .ok_or_else(|| ApiError::bad_request("[{key_missing,routing_key}]"))?;
-    let payload = body
-        .payload
-        .ok_or_else(|| ApiError::bad_request("[{key_missing,payload}]"))?;
-    let body_bytes = match body.payload_encoding.as_deref() {
-        Some("string") => payload.into_bytes(),
-        Some("base64") => base64::engine::general_purpose::STANDARD
+    ApiError::require_keys(&[
+        ("routing_key", body.routing_key.is_some()),
+        ("properties", body.properties.is_some()),
+        ("payload", body.payload.is_some()),
+        ("payload_encoding", body.payload_encoding.is_some()),
+    ])?;
+    let routing_key = body.routing_key.unwrap_or_default();
+    let payload = body.payload.unwrap_or_default();
+    // RabbitMQ publishes on a channel, so a missing exchange is that channel's error, which
+    // it reports as a 400 with the AMQP code and text.
+    let exchange = v.exchange(exchange_name(&name)).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "404 NOT_FOUND - no exchange '{}' in vhost '{}'",
+            exchange_name(&name),
+            v.name
+        ))
+    })?;
+    let body_bytes = match body.payload_encoding.as_deref().unwrap_or_default() {
+        "string" => payload.into_bytes(),
+        "base64" => base64::engine::general_purpose::STANDARD
             .decode(payload.as_bytes())
-            .map_err(|_| ApiError::bad_request("payload is not valid base64"))?,
-        Some(other) => {
+            .map_err(|_| ApiError::bad_request(format!("not_base64: {payload}")))?,
+        other => {
             return Err(ApiError::bad_request(format!(
-                "unknown payload_encoding '{other}': use string or base64"
+                "unsupported_encoding: {other}"
             )));
         }
-        None => return Err(ApiError::bad_request("[{key_missing,payload_encoding}]")),
     };
     if body_bytes.len() as u64 > api.node.config.max_message_size {
         return Err(ApiError::bad_request(format!(
-            "message size {} is larger than configured max size {}",
+            "406 PRECONDITION_FAILED - message size {} is larger than configured max size {}",
             body_bytes.len(),
             api.node.config.max_message_size
         )));
@@ -233,10 +222,10 @@ async fn publish(
             "routing_key must be at most 255 bytes",
         ));
     }
-    let properties = views::properties_from_json(&body.properties)?;
+    let properties = views::properties_from_json(body.properties.as_ref().unwrap_or(&Value::Null))?;
     if exchange.internal {
         return Err(ApiError::bad_request(format!(
-            "cannot publish to internal exchange '{}' in vhost '{}'",
+            "403 ACCESS_REFUSED - cannot publish to internal exchange '{}' in vhost '{}'",
             exchange.name, v.name
         )));
     }
@@ -257,7 +246,14 @@ async fn publish(
     );
     let routed = !targets.is_empty();
     // Queues deliver to their consumers as they enqueue.
-    let (_rejected, persisted) = v.enqueue(&targets, &message);
+    let (rejected, persisted) = v.enqueue(&targets, &message);
+    if rejected {
+        // RabbitMQ publishes with confirms and answers a nack (`x-overflow =
+        // reject-publish`) with this 400.
+        return Err(ApiError::bad_request(
+            "rejected Unable to publish message. Check queue limits.",
+        ));
+    }
     if persisted && let Some(store) = api.node.store() {
         // Answer only once the message is on disk, as a confirm would.
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -277,18 +273,22 @@ async fn bindings_source(
     State(api): State<Api>,
     auth: Auth,
     Path((vhost, name)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let v = vhost_for_read(&api, &auth, &vhost)?;
     let e = existing(&v, &name)?;
-    Ok(Json(Value::Array(super::bindings::from_exchange(&v, &e))))
+    q.apply_unpaged(super::bindings::from_exchange(&v, &e))
+        .map(Json)
 }
 
 async fn bindings_destination(
     State(api): State<Api>,
     auth: Auth,
     Path((vhost, name)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let v = vhost_for_read(&api, &auth, &vhost)?;
     let e = existing(&v, &name)?;
-    Ok(Json(Value::Array(super::bindings::to_exchange(&v, &e))))
+    q.apply_unpaged(super::bindings::to_exchange(&v, &e))
+        .map(Json)
 }

@@ -66,15 +66,17 @@ async fn port_listener(
     _auth: Auth,
     Path(port): Path<String>,
 ) -> ApiResult<Response> {
-    let port: u16 = port
+    // Any integer is a port to look for (RabbitMQ's `binary_to_integer`): 70000 is simply
+    // not listened on.
+    let port: i64 = port
         .parse()
         .map_err(|_| ApiError::bad_request("Invalid port"))?;
-    let ports: Vec<u16> = api
+    let ports: Vec<i64> = api
         .node
         .config
         .listeners
         .iter()
-        .map(|(_, a)| a.port())
+        .map(|(_, a)| i64::from(a.port()))
         .collect();
     Ok(if ports.contains(&port) {
         Json(json!({"status": "ok", "port": port})).into_response()
@@ -90,6 +92,7 @@ async fn protocol_listener(
     _auth: Auth,
     Path(protocol): Path<String>,
 ) -> Response {
+    let protocol = normalize_protocol(&protocol);
     let protocols: Vec<&str> = api
         .node
         .config
@@ -143,5 +146,19 @@ async fn aliveness(
         _ => Ok(failed(
             json!({"status": "failed", "reason": "aliveness test message not received"}),
         )),
+    }
+}
+
+/// RabbitMQ's aliases of protocol names (`amqp091` is `amqp`, `management` is `http`, …),
+/// for the protocols this broker serves; anything else is only lowercased.
+fn normalize_protocol(protocol: &str) -> String {
+    let p = protocol.to_lowercase();
+    match p.as_str() {
+        "amqp091" | "amqp0.9.1" | "amqp0-9-1" | "amqp0_9_1" | "amqp10" | "amqp1.0" | "amqp1-0"
+        | "amqp1_0" => "amqp".into(),
+        "amqps" => "amqp/ssl".into(),
+        "http1" | "http1.1" | "http_api" | "management" | "management_ui" | "ui" => "http".into(),
+        "cli" | "distribution" => "clustering".into(),
+        _ => p,
     }
 }

@@ -1,7 +1,9 @@
-//! RabbitMQ's list query parameters, shared by every list endpoint: `name` + `use_regex`
-//! filters by name, `sort` (a field path such as `message_stats.publish`) and `sort_reverse`
-//! order, `page` + `page_size` paginate (the answer is then `{items, page, page_count, …}`),
-//! and `columns=a,b.c` keeps only those fields.
+//! RabbitMQ's list query parameters, shared by every list endpoint: `page` + `page_size`
+//! paginate (the answer is then `{items, page, page_count, …}`) and only then does `name` +
+//! `use_regex` filter by name (case-insensitively, as `rabbit_mgmt_util` does); `sort` (a
+//! field path such as `message_stats.publish`) and `sort_reverse` order, with the vhost and
+//! name breaking ties; and `columns=a,b.c` keeps only those fields. Bad parameters get
+//! RabbitMQ's errors (`invalid_pagination_parameters`, `page_out_of_range`).
 //!
 //! Lists are sorted and paged by name before the items are rendered whenever the sort key is
 //! the name, so a page of 100 out of 10,000 queues renders 100 objects, not 10,000.
@@ -12,7 +14,10 @@ use serde_json::{Map, Value, json};
 use super::error::ApiError;
 
 /// RabbitMQ's largest page.
-const MAX_PAGE_SIZE: usize = 500;
+const MAX_PAGE_SIZE: i64 = 500;
+
+/// RabbitMQ's page size when `page` comes without `page_size`.
+const DEFAULT_PAGE_SIZE: usize = 100;
 
 /// The query string of a list endpoint.
 #[derive(Debug, Default, Deserialize)]
@@ -32,7 +37,9 @@ pub struct ListQuery {
 /// How to filter, sort and page a list.
 #[derive(Debug)]
 struct Plan {
+    /// `(page, page_size)`, both checked.
     page: Option<(usize, usize)>,
+    /// Only with `page`: RabbitMQ ignores `name` on lists that are not paginated.
     filter: Option<NameFilter>,
     sort: Option<Vec<String>>,
     reverse: bool,
@@ -41,6 +48,7 @@ struct Plan {
 
 #[derive(Debug)]
 enum NameFilter {
+    /// Lowercased.
     Substring(String),
     Regex(regex::Regex),
 }
@@ -48,7 +56,7 @@ enum NameFilter {
 impl NameFilter {
     fn matches(&self, name: &str) -> bool {
         match self {
-            Self::Substring(s) => name.contains(s.as_str()),
+            Self::Substring(s) => name.to_lowercase().contains(s.as_str()),
             Self::Regex(r) => r.is_match(name),
         }
     }
@@ -58,40 +66,52 @@ fn is_true(v: &Option<String>) -> bool {
     v.as_deref() == Some("true")
 }
 
+/// RabbitMQ's answer to parameters that are not integers, or a regex that does not compile.
+fn invalid_parameters() -> ApiError {
+    ApiError::bad_request("Pagination parameters are invalid")
+}
+
+/// An integer query parameter, as Erlang's `list_to_integer` reads it.
+fn integer_param(v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    v.as_deref()
+        .map(|s| s.parse::<i64>().map_err(|_| invalid_parameters()))
+        .transpose()
+}
+
 impl ListQuery {
     fn plan(&self) -> Result<Plan, ApiError> {
-        let page = match &self.page {
-            None => None,
-            Some(p) => {
-                let page: usize = p
-                    .parse()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| ApiError::bad_request("page must be a positive integer"))?;
-                let size: usize = match &self.page_size {
-                    None => 100,
-                    Some(s) => s
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-                        .ok_or_else(|| {
-                            ApiError::bad_request(format!(
-                                "page_size must be between 1 and {MAX_PAGE_SIZE}"
-                            ))
-                        })?,
-                };
-                Some((page, size))
+        let page_number = integer_param(&self.page)?;
+        let page_size = integer_param(&self.page_size)?;
+        let page = match (page_number, page_size) {
+            (None, _) => None,
+            (Some(p), None) if p > 0 => Some((p, DEFAULT_PAGE_SIZE as i64)),
+            (Some(p), Some(s)) if p > 0 && (1..=MAX_PAGE_SIZE).contains(&s) => Some((p, s)),
+            (Some(p), s) => {
+                let s = s.map_or_else(|| "undefined".to_owned(), |s| s.to_string());
+                return Err(ApiError {
+                    status: axum::http::StatusCode::BAD_REQUEST,
+                    error: "invalid_pagination_parameters",
+                    reason: format!(
+                        "Invalid pagination parameters: page number {p}, page size {s}"
+                    ),
+                });
             }
-        };
-        let filter = match self.name.as_deref().filter(|n| !n.is_empty()) {
+        }
+        .map(|(p, s)| (usize::try_from(p).unwrap_or(usize::MAX), s as usize));
+        let filter = match self
+            .name
+            .as_deref()
+            .filter(|n| !n.is_empty() && page.is_some())
+        {
             None => None,
             Some(n) if is_true(&self.use_regex) => Some(NameFilter::Regex(
                 regex::RegexBuilder::new(n)
+                    .case_insensitive(true)
                     .size_limit(1 << 20)
                     .build()
-                    .map_err(|e| ApiError::bad_request(format!("invalid regex: {e}")))?,
+                    .map_err(|_| invalid_parameters())?,
             )),
-            Some(n) => Some(NameFilter::Substring(n.to_owned())),
+            Some(n) => Some(NameFilter::Substring(n.to_lowercase())),
         };
         let sort = self
             .sort
@@ -112,8 +132,8 @@ impl ListQuery {
         })
     }
 
-    /// Filters, sorts, pages and renders `items`. `name` gives an item's name (what `name`
-    /// filters on and the default order), `render` its JSON.
+    /// Filters, sorts, pages and renders `items`. `name` gives an item's `(vhost, name)`: the
+    /// default order, the tie-breaker of every other order, and what `name` filters on.
     pub fn apply<T>(
         &self,
         mut items: Vec<T>,
@@ -126,13 +146,24 @@ impl ListQuery {
             items.retain(|i| f.matches(name(i).1));
         }
         let filtered = items.len();
+        if let Some((page, size)) = plan.page
+            && (page - 1).saturating_mul(size) > filtered
+        {
+            return Err(ApiError {
+                status: axum::http::StatusCode::BAD_REQUEST,
+                error: "page_out_of_range",
+                reason: format!(
+                    "Page out of range, page: {page} page size: {size}, len: {filtered}"
+                ),
+            });
+        }
+        items.sort_by(|a, b| name(a).cmp(&name(b)));
         let by_name = plan
             .sort
             .as_ref()
             .is_none_or(|s| s.len() == 1 && s[0] == "name");
         let mut rendered: Vec<Value> = if by_name {
             // Cheap path: order by (vhost, name), page, then render only the page.
-            items.sort_by(|a, b| name(a).cmp(&name(b)));
             if plan.reverse {
                 items.reverse();
             }
@@ -140,6 +171,7 @@ impl ListQuery {
         } else {
             let mut all: Vec<Value> = items.iter().map(&render).collect();
             let key = plan.sort.clone().unwrap_or_default();
+            // Stable: ties keep the (vhost, name) order.
             all.sort_by(|a, b| compare(lookup(a, &key), lookup(b, &key)));
             if plan.reverse {
                 all.reverse();
@@ -154,24 +186,41 @@ impl ListQuery {
         }
         Ok(match plan.page {
             None => Value::Array(rendered),
-            Some((page, size)) => {
-                let page_count = filtered.div_ceil(size).max(1);
-                if page > page_count && filtered > 0 {
-                    return Err(ApiError::bad_request(format!(
-                        "page out of range: page {page} of {page_count}"
-                    )));
-                }
-                json!({
-                    "filtered_count": filtered,
-                    "item_count": rendered.len(),
-                    "items": rendered,
-                    "page": page,
-                    "page_count": page_count,
-                    "page_size": size,
-                    "total_count": total,
-                })
-            }
+            Some((page, size)) => json!({
+                "filtered_count": filtered,
+                "item_count": rendered.len(),
+                "items": rendered,
+                "page": page,
+                "page_count": filtered.div_ceil(size),
+                "page_size": size,
+                "total_count": total,
+            }),
         })
+    }
+
+    /// Sorts (by `sort`, keeping the given order for ties) and selects `columns` of a list
+    /// RabbitMQ never paginates, such as bindings: `page` and `name` are ignored there.
+    pub fn apply_unpaged(&self, mut items: Vec<Value>) -> Result<Value, ApiError> {
+        let sort = self
+            .sort
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.split('.').map(str::to_owned).collect::<Vec<_>>());
+        if let Some(key) = &sort {
+            items.sort_by(|a, b| compare(lookup(a, key), lookup(b, key)));
+        }
+        if is_true(&self.sort_reverse) {
+            items.reverse();
+        }
+        let columns = self.columns.as_deref().filter(|c| !c.is_empty()).map(|c| {
+            c.split(',')
+                .map(|col| col.split('.').map(str::to_owned).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        });
+        if let Some(cols) = &columns {
+            items = items.iter().map(|v| keep_columns(v, cols)).collect();
+        }
+        Ok(Value::Array(items))
     }
 
     /// Only the `columns` of one object (detail endpoints honour `columns` too).
@@ -198,20 +247,37 @@ fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, k| v.get(k))
 }
 
-/// RabbitMQ sorts missing values first, numbers by value, strings lexically.
+/// Erlang's term order, which RabbitMQ sorts by: a missing value counts as 0, numbers come
+/// before atoms (`false`, `null`, `true`), atoms before lists and objects, and those before
+/// strings.
 fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
     use std::cmp::Ordering;
+    fn rank(v: &Value) -> u8 {
+        match v {
+            Value::Number(_) => 0,
+            Value::Bool(_) | Value::Null => 1,
+            Value::Object(_) | Value::Array(_) => 2,
+            Value::String(_) => 3,
+        }
+    }
+    fn atom(v: &Value) -> &'static str {
+        match v {
+            Value::Bool(true) => "true",
+            Value::Bool(false) => "false",
+            _ => "null",
+        }
+    }
+    let zero = Value::from(0);
+    let (a, b) = (a.unwrap_or(&zero), b.unwrap_or(&zero));
     match (a, b) {
-        (None, None) => Ordering::Equal,
-        (None, Some(_)) => Ordering::Less,
-        (Some(_), None) => Ordering::Greater,
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+        (Value::Number(x), Value::Number(y)) => x
             .as_f64()
             .partial_cmp(&y.as_f64())
             .unwrap_or(Ordering::Equal),
-        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
-        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
-        (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        _ if rank(a) != rank(b) => rank(a).cmp(&rank(b)),
+        _ if rank(a) == 1 => atom(a).cmp(atom(b)),
+        _ => a.to_string().cmp(&b.to_string()),
     }
 }
 
@@ -281,28 +347,91 @@ mod tests {
 
     #[test]
     fn regex_sort_reverse_and_columns() {
-        let v =
-            q("name=^q0001[0-2]$&use_regex=true&sort=name&sort_reverse=true&columns=name,nested.y")
-                .apply(names(20), |s| ("/", s.as_str()), render)
-                .expect("ok");
+        let v = q(
+            "page=1&name=^Q0001[0-2]$&use_regex=true&sort=name&sort_reverse=true&columns=name,nested.y",
+        )
+        .apply(names(20), |s| ("/", s.as_str()), render)
+        .expect("ok");
         assert_eq!(
-            v,
+            v["items"],
             json!([{"name":"q00012","nested":{"y":2}},{"name":"q00011","nested":{"y":2}},{"name":"q00010","nested":{"y":2}}])
         );
     }
 
     #[test]
-    fn bad_parameters_are_400() {
-        for bad in [
-            "page=0",
-            "page=x",
-            "page=1&page_size=501",
-            "name=(&use_regex=true",
+    fn name_filters_only_paginated_lists_and_ignores_case() {
+        let all = q("name=q00001").apply(names(3), |s| ("/", s.as_str()), render);
+        assert_eq!(all.expect("ok").as_array().map(Vec::len), Some(3));
+        let v = q("page=1&name=Q00001")
+            .apply(names(3), |s| ("/", s.as_str()), render)
+            .expect("ok");
+        assert_eq!(
+            (v["filtered_count"].clone(), v["page_size"].clone()),
+            (json!(1), json!(100))
+        );
+    }
+
+    #[test]
+    fn pages_past_the_end() {
+        let none = q("page=1&name=zzz")
+            .apply(names(3), |s| ("/", s.as_str()), render)
+            .expect("an empty first page");
+        assert_eq!(
+            (none["page_count"].clone(), none["items"].clone()),
+            (json!(0), json!([]))
+        );
+        // Just past the last item is an empty page; further is out of range.
+        let empty = q("page=4&page_size=1")
+            .apply(names(3), |s| ("/", s.as_str()), render)
+            .expect("an empty page");
+        assert_eq!(empty["items"], json!([]));
+        let e = q("page=3&page_size=1&name=q0000")
+            .apply(names(1), |s| ("/", s.as_str()), render)
+            .expect_err("out of range");
+        assert_eq!(
+            (e.error, e.reason.as_str()),
+            (
+                "page_out_of_range",
+                "Page out of range, page: 3 page size: 1, len: 1"
+            )
+        );
+    }
+
+    #[test]
+    fn other_sorts_keep_name_order_for_ties() {
+        let v = q("sort=len&sort_reverse=true&columns=name")
+            .apply(
+                vec!["b".to_owned(), "a".to_owned(), "cc".to_owned()],
+                |s| ("/", s.as_str()),
+                render,
+            )
+            .expect("ok");
+        assert_eq!(v, json!([{"name": "cc"}, {"name": "b"}, {"name": "a"}]));
+        // Missing values count as 0, numbers sort before strings.
+        let items = vec![
+            json!({"k": "x"}),
+            json!({"k": 5}),
+            json!({}),
+            json!({"k": -1}),
+        ];
+        let v = q("sort=k").apply_unpaged(items).expect("ok");
+        assert_eq!(v, json!([{"k": -1}, {}, {"k": 5}, {"k": "x"}]));
+    }
+
+    #[test]
+    fn bad_parameters_are_rabbitmq_errors() {
+        for (bad, error) in [
+            ("page=0", "invalid_pagination_parameters"),
+            ("page=1&page_size=501", "invalid_pagination_parameters"),
+            ("page=x", "bad_request"),
+            ("page_size=x", "bad_request"),
+            ("page=1&name=(&use_regex=true", "bad_request"),
         ] {
             let e = q(bad)
                 .apply(names(2), |s| ("/", s.as_str()), render)
                 .expect_err(bad);
             assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(e.error, error, "{bad}");
         }
     }
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::Auth;
-use super::error::{ApiError, ApiResult, Body};
+use super::error::{ApiError, ApiResult, Body, arguments, flag};
 use super::listing::ListQuery;
 use super::{Api, views};
 use crate::message::Message;
@@ -22,8 +22,8 @@ use crate::vhost::{QueueDeclare, Vhost};
 
 pub fn routes() -> Router<Api> {
     Router::new()
-        .route("/api/queues", get(list_all))
-        .route("/api/queues/{vhost}", get(list_vhost))
+        .route("/api/queues", get(list))
+        .route("/api/queues/{vhost}", get(list))
         .route(
             "/api/queues/{vhost}/{name}",
             get(show).put(declare).delete(remove),
@@ -37,9 +37,7 @@ pub fn routes() -> Router<Api> {
 pub fn vhost_for_read(api: &Api, auth: &Auth, name: &str) -> ApiResult<Arc<Vhost>> {
     match api.node.vhost(name) {
         Some(v) if auth.sees(name) => Ok(v),
-        Some(_) => Err(ApiError::unauthorized(format!(
-            "User not authorised to access virtual host {name}"
-        ))),
+        Some(_) => Err(super::auth::vhost_refused()),
         None => Err(ApiError::not_found()),
     }
 }
@@ -57,42 +55,51 @@ pub fn vhost_for_write(api: &Api, auth: &Auth, name: &str) -> ApiResult<Arc<Vhos
     Ok(v)
 }
 
-fn list(api: &Api, q: &ListQuery, vhosts: Vec<Arc<Vhost>>) -> ApiResult<Json<Value>> {
+/// `GET /api/queues` and `GET /api/queues/{vhost}`.
+async fn list(
+    State(api): State<Api>,
+    auth: Auth,
+    vhost: Option<Path<String>>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let vhosts = vhosts_in_scope(&api, &auth, vhost.as_deref().map(String::as_str))?;
     let queues: Vec<Arc<Queue>> = vhosts.iter().flat_map(|v| v.queues()).collect();
     q.apply(
         queues,
         |q| (q.vhost.as_str(), q.name.as_str()),
-        |q| views::queue(api, q),
+        |q| views::queue(&api, q),
     )
     .map(Json)
 }
 
-async fn list_all(
-    State(api): State<Api>,
-    auth: Auth,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let vhosts = api
-        .node
-        .vhosts()
-        .into_iter()
-        .filter(|v| auth.sees(&v.name))
-        .collect();
-    list(&api, &q, vhosts)
-}
-
-async fn list_vhost(
-    State(api): State<Api>,
-    auth: Auth,
-    Path(vhost): Path<String>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let v = vhost_for_read(&api, &auth, &vhost)?;
-    list(&api, &q, vec![v])
+/// The vhosts a list covers: the one in the path, or every vhost the user may see.
+pub fn vhosts_in_scope(api: &Api, auth: &Auth, vhost: Option<&str>) -> ApiResult<Vec<Arc<Vhost>>> {
+    Ok(match vhost {
+        Some(name) => vec![vhost_for_read(api, auth, name)?],
+        None => api
+            .node
+            .vhosts()
+            .into_iter()
+            .filter(|v| auth.sees(&v.name))
+            .collect(),
+    })
 }
 
 fn existing(v: &Vhost, name: &str) -> ApiResult<Arc<Queue>> {
     v.queue(name).ok_or_else(ApiError::not_found)
+}
+
+/// The connection an API request acts as: none (connection ids start at 1), so every
+/// exclusive queue is locked to it, as RabbitMQ's API finds them.
+const NO_CONNECTION: crate::queue::ConnectionId = 0;
+
+/// A queue the API may purge, delete or read: RabbitMQ refuses other connections'
+/// exclusive queues with `405 RESOURCE_LOCKED`'s text.
+fn unlocked(v: &Vhost, name: &str) -> ApiResult<Arc<Queue>> {
+    let queue = existing(v, name)?;
+    v.check_exclusive_access(&queue, NO_CONNECTION)
+        .map_err(ApiError::from_amqp)?;
+    Ok(queue)
 }
 
 async fn show(
@@ -111,14 +118,15 @@ async fn show(
     q.select(body).map(Json)
 }
 
-/// `PUT /api/queues/{vhost}/{name}`.
+/// `PUT /api/queues/{vhost}/{name}`. A missing flag is false: RabbitMQ declares a transient
+/// queue for `{}`.
 #[derive(Debug, Deserialize)]
 struct DeclareBody {
-    #[serde(default = "yes")]
-    durable: bool,
-    #[serde(default)]
-    auto_delete: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
+    durable: Option<bool>,
+    #[serde(default, deserialize_with = "flag")]
+    auto_delete: Option<bool>,
+    #[serde(default, deserialize_with = "arguments")]
     arguments: Map<String, Value>,
     /// Accepted and ignored: one node.
     #[serde(default)]
@@ -127,10 +135,6 @@ struct DeclareBody {
         reason = "accepted for RabbitMQ compatibility; there is one node"
     )]
     node: Option<String>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 async fn declare(
@@ -155,12 +159,12 @@ async fn declare(
         .declare_queue(
             QueueDeclare {
                 name,
-                durable: body.durable,
+                durable: body.durable.unwrap_or(false),
                 exclusive: false,
-                auto_delete: body.auto_delete,
+                auto_delete: body.auto_delete.unwrap_or(false),
                 arguments: crate::definitions::json_to_table(&body.arguments),
             },
-            0,
+            NO_CONNECTION,
         )
         .map_err(ApiError::from_amqp)?;
     api.node.registry.churn.queue_declared.incr();
@@ -187,7 +191,7 @@ async fn remove(
     Query(q): Query<DeleteQuery>,
 ) -> ApiResult<StatusCode> {
     let v = vhost_for_write(&api, &auth, &vhost)?;
-    let queue = existing(&v, &name)?;
+    let queue = unlocked(&v, &name)?;
     if q.if_unused.as_deref() == Some("true") && queue.consumer_count() > 0 {
         return Err(ApiError::bad_request(format!(
             "queue '{name}' in vhost '{vhost}' in use"
@@ -209,7 +213,7 @@ async fn purge(
     Path((vhost, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let v = vhost_for_write(&api, &auth, &vhost)?;
-    existing(&v, &name)?.purge();
+    unlocked(&v, &name)?.purge();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -247,40 +251,43 @@ async fn get_messages(
 ) -> ApiResult<Response> {
     let v = vhost_for_write(&api, &auth, &vhost)?;
     let queue = existing(&v, &name)?;
-    let count = integer(
-        body.count
-            .as_ref()
-            .ok_or_else(|| ApiError::bad_request("[{key_missing,count}]"))?,
-        "count",
-    )?;
-    let mode = match body.ackmode.as_deref() {
-        Some("ack_requeue_true") => AckMode::AckRequeue,
-        Some("ack_requeue_false") => AckMode::Ack,
-        Some("reject_requeue_true") => AckMode::RejectRequeue,
-        Some("reject_requeue_false") => AckMode::Reject,
-        Some(other) => {
+    ApiError::require_keys(&[
+        ("ackmode", body.ackmode.is_some()),
+        ("count", body.count.is_some()),
+        ("encoding", body.encoding.is_some()),
+    ])?;
+    let count = integer(body.count.as_ref().unwrap_or(&Value::Null), "count")?;
+    let mode = match body.ackmode.as_deref().unwrap_or_default() {
+        "ack_requeue_true" => AckMode::AckRequeue,
+        "ack_requeue_false" => AckMode::Ack,
+        "reject_requeue_true" => AckMode::RejectRequeue,
+        "reject_requeue_false" => AckMode::Reject,
+        // RabbitMQ crashes with a 500 here; a 400 that says what to send is kinder.
+        other => {
             return Err(ApiError::bad_request(format!(
                 "unknown ackmode '{other}': use ack_requeue_true, ack_requeue_false, \
                  reject_requeue_true or reject_requeue_false"
             )));
         }
-        None => return Err(ApiError::bad_request("[{key_missing,ackmode}]")),
     };
-    let base64_only = match body.encoding.as_deref() {
-        Some("auto") => false,
-        Some("base64") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "unknown encoding '{other}': use auto or base64"
-            )));
+    let base64_only = match body.encoding.as_deref().unwrap_or_default() {
+        "auto" => false,
+        "base64" => true,
+        _ => {
+            return Err(ApiError::bad_request(
+                "Unsupported encoding. Please use auto or base64.",
+            ));
         }
-        None => return Err(ApiError::bad_request("[{key_missing,encoding}]")),
     };
     let truncate = body
         .truncate
         .as_ref()
         .map(|t| integer(t, "truncate"))
         .transpose()?;
+    // RabbitMQ gets over a channel, whose error it reports with the code: `405
+    // RESOURCE_LOCKED - cannot obtain exclusive access …`.
+    v.check_exclusive_access(&queue, NO_CONNECTION)
+        .map_err(|e| ApiError::bad_request(format!("{} {}", e.code, e.text)))?;
     let mut taken = Vec::new();
     let mut out = Vec::new();
     for _ in 0..count.min(10_000) {
@@ -343,8 +350,10 @@ async fn bindings(
     State(api): State<Api>,
     auth: Auth,
     Path((vhost, name)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let v = vhost_for_read(&api, &auth, &vhost)?;
     let queue = existing(&v, &name)?;
-    Ok(Json(Value::Array(super::bindings::to_queue(&v, &queue))))
+    q.apply_unpaged(super::bindings::to_queue(&v, &queue))
+        .map(Json)
 }

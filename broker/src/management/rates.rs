@@ -81,10 +81,18 @@ pub struct NodeSample {
     pub depth: Depth,
 }
 
+/// Messages in and out of an exchange at a sample.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Flow {
+    pub publish_in: u64,
+    pub publish_out: u64,
+}
+
 #[derive(Debug, Default)]
 struct State {
     node: VecDeque<NodeSample>,
     queues: HashMap<(String, String), (Pair<MessageCounts>, Pair<Depth>)>,
+    exchanges: HashMap<(String, String), Pair<Flow>>,
     channels: HashMap<(ConnectionId, u16), Pair<MessageCounts>>,
     connections: HashMap<ConnectionId, Pair<Octets>>,
 }
@@ -103,7 +111,15 @@ impl Rates {
         let mut depth = Depth::default();
         let mut queues = HashMap::new();
         let mut queue_messages = MessageCounts::default();
+        let mut exchanges = HashMap::new();
         for vhost in node.vhosts() {
+            for e in vhost.exchanges() {
+                let flow = Flow {
+                    publish_in: e.publish_in.get(),
+                    publish_out: e.publish_out.get(),
+                };
+                exchanges.insert((vhost.name.clone(), e.name.clone()), flow);
+            }
             for q in vhost.queues() {
                 let snap = q.snapshot();
                 let d = Depth {
@@ -152,6 +168,12 @@ impl Rates {
             entry.1.push(at, d);
             st.queues.insert(key, entry);
         }
+        let mut old = std::mem::take(&mut st.exchanges);
+        for (key, flow) in exchanges {
+            let mut entry = old.remove(&key).unwrap_or_default();
+            entry.push(at, flow);
+            st.exchanges.insert(key, entry);
+        }
         let mut old = std::mem::take(&mut st.channels);
         for (key, counts) in channels {
             let mut entry = old.remove(&key).unwrap_or_default();
@@ -189,6 +211,16 @@ impl Rates {
         self.state
             .lock()
             .queues
+            .get(&(vhost.to_owned(), name.to_owned()))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// An exchange's flow over the last interval.
+    pub fn exchange(&self, vhost: &str, name: &str) -> Pair<Flow> {
+        self.state
+            .lock()
+            .exchanges
             .get(&(vhost.to_owned(), name.to_owned()))
             .copied()
             .unwrap_or_default()

@@ -112,7 +112,9 @@ pub fn queue(api: &Api, q: &Queue) -> Value {
 
 /// An exchange as `/api/exchanges` shows it (`""` is the default exchange).
 pub fn exchange(api: &Api, vhost: &str, e: &Exchange) -> Value {
-    json!({
+    let flow = api.rates.exchange(vhost, &e.name);
+    let (publish_in, publish_out) = (e.publish_in.get(), e.publish_out.get());
+    let mut v = json!({
         "name": e.name,
         "vhost": vhost,
         "type": e.kind.as_str(),
@@ -123,35 +125,75 @@ pub fn exchange(api: &Api, vhost: &str, e: &Exchange) -> Value {
         "user_who_performed_action": if e.name.is_empty() || e.name.starts_with("amq.") { "rmq-internal" } else { "" },
         "policy": null,
         "node": node_name(api),
-    })
+    });
+    // RabbitMQ shows `message_stats` once an exchange has seen traffic.
+    if publish_in > 0 {
+        v["message_stats"] = json!({
+            "publish_in": publish_in,
+            "publish_in_details": details(flow.rate(|f| f.publish_in)),
+            "publish_out": publish_out,
+            "publish_out_details": details(flow.rate(|f| f.publish_out)),
+        });
+    }
+    v
 }
 
-/// RabbitMQ's `properties_key` of a binding: the routing key (`~` when empty), and when the
-/// binding has arguments, `~` and a hash of them.
+/// RabbitMQ's `properties_key` of a binding (`rabbit_mgmt_format:pack_binding_props`): the
+/// routing key form-quoted (`~` when empty), and when the binding has arguments, `~` and a
+/// hash of them. Clients put it into a path percent-encoded once more.
 pub fn properties_key(routing_key: &str, arguments: &Map<String, Value>) -> String {
-    let key = if routing_key.is_empty() {
-        "~".to_owned()
-    } else {
-        percent_encoding::utf8_percent_encode(routing_key, PROPS_KEY_SET).to_string()
-    };
     if arguments.is_empty() {
-        key
+        if routing_key.is_empty() {
+            "~".to_owned()
+        } else {
+            quote_binding(routing_key)
+        }
     } else {
-        use sha2::Digest as _;
-        let text = Value::Object(arguments.clone()).to_string();
-        let digest = sha2::Sha256::digest(text.as_bytes());
-        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..4]);
-        format!("{key}~{hash}")
+        format!(
+            "{}~{}",
+            quote_binding(routing_key),
+            quote_binding(&arguments_hash(arguments))
+        )
     }
 }
 
-/// Characters escaped in a properties key (it is a path segment).
-const PROPS_KEY_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'*')
-    .remove(b'#');
+/// The hash of a binding's arguments in its properties key: 4 bytes, base64url. RabbitMQ
+/// hashes the Erlang term (`erlang:phash2`); any stable hash serves, as clients only echo it.
+pub fn arguments_hash(arguments: &Map<String, Value>) -> String {
+    use sha2::Digest as _;
+    let text = Value::Object(arguments.clone()).to_string();
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..4])
+}
+
+/// `quote_plus` with `~` escaped too: `~` separates a key from its arguments' hash.
+fn quote_binding(s: &str) -> String {
+    quote_plus(s).replace('~', "%7E")
+}
+
+/// Form quoting as RabbitMQ's `rabbit_http_util:quote_plus` does it: letters, digits and
+/// `.-~_` stay, a space becomes `+`, every other byte `%XX`.
+pub fn quote_plus(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'~' | b'_' => {
+                out.push(char::from(b));
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The reverse of [`quote_plus`]: `+` is a space, `%XX` a byte (invalid UTF-8 is replaced).
+pub fn unquote_plus(s: &str) -> String {
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
+}
 
 /// A binding as `/api/bindings` shows it.
 pub fn binding(vhost: &str, source: &str, b: &Binding) -> Value {
@@ -303,7 +345,7 @@ pub fn properties(p: &crate::protocol::AMQPProperties) -> Value {
 }
 
 /// The reverse of [`properties`], for `POST /api/exchanges/{v}/{x}/publish`. Unknown keys
-/// are a 400, as in RabbitMQ.
+/// are ignored, as in RabbitMQ.
 pub fn properties_from_json(
     v: &Value,
 ) -> Result<crate::protocol::AMQPProperties, super::error::ApiError> {
@@ -358,11 +400,7 @@ pub fn properties_from_json(
             "user_id" => p.with_user_id(text(k, v)?),
             "app_id" => p.with_app_id(text(k, v)?),
             "cluster_id" => p.with_cluster_id(text(k, v)?),
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown message property '{other}'"
-                )));
-            }
+            _ => p,
         };
     }
     Ok(p)

@@ -10,6 +10,8 @@
 
 mod families;
 mod snapshot;
+
+pub use snapshot::{disk_free, max_fds, memory_limit};
 mod text;
 
 use std::sync::Arc;

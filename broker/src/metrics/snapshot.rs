@@ -266,7 +266,7 @@ fn identity(node: &Node) -> Identity {
 }
 
 /// The soft limit on open files (Linux `/proc/self/limits`), 0 elsewhere.
-fn max_fds() -> u64 {
+pub fn max_fds() -> u64 {
     let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
         return 0;
     };
@@ -279,7 +279,7 @@ fn max_fds() -> u64 {
 
 /// RabbitMQ's default memory high watermark: 0.4 of the machine's memory (Linux
 /// `/proc/meminfo`), 0 elsewhere. Shown for dashboards; no memory alarm is raised.
-fn memory_limit() -> u64 {
+pub fn memory_limit() -> u64 {
     let Ok(meminfo) = std::fs::read_to_string("/proc/meminfo") else {
         return 0;
     };
