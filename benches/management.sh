@@ -14,7 +14,9 @@
 # Environment: DURATION (s per perf run, 10), ROUNDS (3), QUEUES (10000), REPS (30),
 # RABBIT_URL (amqp://guest:guest@127.0.0.1:5672/%2f), RABBIT_HTTP (http://127.0.0.1:15672),
 # RABBIT_METRICS (http://127.0.0.1:15692), OUT (raw results; default target/management-<time>),
-# ONLY=cpu|latency to run one part.
+# ONLY=cpu|latency to run one part, BASELINE_BROKER=<path to a broker binary built before the
+# statistics counters existed, e.g. from commit 08545f6> to add a "before" column (that binary
+# has no HTTP API flags).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,11 +67,15 @@ stop_broker() {
 }
 trap stop_broker EXIT
 
-start_broker() { # mode: off | on
+start_broker() { # mode: before | off | on | poll
   DATA_DIR=$(mktemp -d)
+  local bin=$BROKER
   local -a ports=(--management-port 0 --prometheus-port 0)
-  [[ "$1" != off ]] && ports=(--management-port "$HTTP_PORT" --prometheus-port "$PROM_PORT")
-  RUST_LOG=warn "$BROKER" --port "$PORT" "${ports[@]}" --data-dir "$DATA_DIR" \
+  case "$1" in
+    before) bin=$BASELINE_BROKER ports=() ;;
+    on | poll) ports=(--management-port "$HTTP_PORT" --prometheus-port "$PROM_PORT") ;;
+  esac
+  RUST_LOG=warn "$bin" --port "$PORT" "${ports[@]}" --data-dir "$DATA_DIR" \
     >>"$OUT/broker.log" 2>&1 &
   BROKER_PID=$!
   for _ in $(seq 100); do
@@ -104,6 +110,7 @@ if [[ "${ONLY:-cpu}" == cpu || -z "${ONLY:-}" ]]; then
     "1 KiB persistent, durable queue, confirm 1000, prefetch 1000|--size 1024 --persistent --confirm 1000 --prefetch 1000 --max-backlog 10000 --queue mgmt-persistent"
   )
   MODES=(off on poll)
+  [[ -n "${BASELINE_BROKER:-}" ]] && MODES=(before off on poll)
   declare -A CPU RATE
   for s in "${SCENARIOS[@]}"; do
     name=${s%%|*}
@@ -124,16 +131,18 @@ if [[ "${ONLY:-cpu}" == cpu || -z "${ONLY:-}" ]]; then
   done
   {
     echo
-    echo "| scenario | API off µs/msg | API on µs/msg | on + polling µs/msg | on / off | polling / off | msg/s off / on / polling |"
-    echo "|---|--:|--:|--:|--:|--:|--:|"
+    echo "| scenario | before the counters µs/msg | API off µs/msg | API on µs/msg | on + polling µs/msg | off / before | on / off | polling / off | msg/s off / on / polling |"
+    echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|"
     for s in "${SCENARIOS[@]}"; do
       name=${s%%|*}
+      before=$(tr ' ' '\n' <<<"${CPU[$name,before]:-}" | median)
       off=$(tr ' ' '\n' <<<"${CPU[$name,off]}" | median)
       on=$(tr ' ' '\n' <<<"${CPU[$name,on]}" | median)
       pl=$(tr ' ' '\n' <<<"${CPU[$name,poll]}" | median)
       r() { tr ' ' '\n' <<<"${RATE[$name,$1]}" | median | awk '{ printf "%.0f", $1 }'; }
-      awk -v n="$name" -v a="$off" -v b="$on" -v c="$pl" -v ro="$(r off)" -v rn="$(r on)" -v rp="$(r poll)" \
-        'BEGIN { printf "| %s | %.2f | %.2f | %.2f | %+.1f%% | %+.1f%% | %s / %s / %s |\n", n, a, b, c, (b / a - 1) * 100, (c / a - 1) * 100, ro, rn, rp }'
+      awk -v n="$name" -v z="$before" -v a="$off" -v b="$on" -v c="$pl" -v ro="$(r off)" -v rn="$(r on)" -v rp="$(r poll)" \
+        'BEGIN { zs = (z == "na") ? "–" : sprintf("%.2f", z); zr = (z == "na") ? "–" : sprintf("%+.1f%%", (a / z - 1) * 100);
+                 printf "| %s | %s | %.2f | %.2f | %.2f | %s | %+.1f%% | %+.1f%% | %s / %s / %s |\n", n, zs, a, b, c, zr, (b / a - 1) * 100, (c / a - 1) * 100, ro, rn, rp }'
     done
     echo
     echo "median of $ROUNDS rounds of $DURATION s; broker CPU = utime + stime of our broker's process per message received by the consumer"
