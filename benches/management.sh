@@ -86,12 +86,16 @@ start_broker() { # mode: before | off | on | poll
   exit 1
 }
 
-poll() { # what a dashboard does: the queue list and the metrics, once a second
-  while true; do
-    curl -s -o /dev/null -u guest:guest "http://127.0.0.1:$HTTP_PORT/api/queues" || true
-    curl -s -o /dev/null "http://127.0.0.1:$PROM_PORT/metrics/per-object" || true
-    sleep 1
+poll() { # what a dashboard does: the queue list and the metrics, once a second each
+  # One curl process for the whole window (`--rate`, URLs from a config file), so the
+  # poller's own start-up costs do not take the shared cores from the broker and the client.
+  local cfg=$OUT/poll.curlrc
+  : >"$cfg"
+  for _ in $(seq $((DURATION * 2))); do
+    printf 'url = "http://127.0.0.1:%s/api/queues"\noutput = "/dev/null"\n' "$HTTP_PORT" >>"$cfg"
+    printf 'url = "http://127.0.0.1:%s/metrics/per-object"\noutput = "/dev/null"\n' "$PROM_PORT" >>"$cfg"
   done
+  exec curl -s -u guest:guest --rate 2/s -K "$cfg"
 }
 
 field() { grep -o " $2=[^ ]*" <<<"$1" | cut -d= -f2; }

@@ -54,7 +54,13 @@ async fn queue_message_stats(b: &Broker) {
     let d = api
         .poll_get("queue message_stats", &path(&q), |d| {
             let s = &d["message_stats"];
-            d["messages"] == 1 && s["publish"] == 3 && s["get"] == 2 && s["ack"] == 2
+            // RabbitMQ emits counts, byte counts and message_stats in separate events:
+            // wait for all of them.
+            d["messages"] == 1
+                && d["message_bytes"] == 2
+                && s["publish"] == 3
+                && s["get"] == 2
+                && s["ack"] == 2
         })
         .await;
     let s = &d["message_stats"];
@@ -232,7 +238,10 @@ async fn exclusive_queue_and_consumer(b: &Broker) {
         .expect("consume");
     let d = api
         .poll_get("the exclusive queue's consumer", &path(&q), |d| {
-            d["consumers"] == 1 && d.get("exclusive_consumer_tag").is_some()
+            // RabbitMQ fills `consumer_details` from another stats event than `consumers`.
+            d["consumers"] == 1
+                && d.get("exclusive_consumer_tag").is_some()
+                && d["consumer_details"].as_array().is_some_and(|c| !c.is_empty())
         })
         .await;
     assert_eq!(
