@@ -241,7 +241,9 @@ async fn exclusive_queue_and_consumer(b: &Broker) {
             // RabbitMQ fills `consumer_details` from another stats event than `consumers`.
             d["consumers"] == 1
                 && d.get("exclusive_consumer_tag").is_some()
-                && d["consumer_details"].as_array().is_some_and(|c| !c.is_empty())
+                && d["consumer_details"]
+                    .as_array()
+                    .is_some_and(|c| !c.is_empty())
         })
         .await;
     assert_eq!(
